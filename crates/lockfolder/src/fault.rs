@@ -1,0 +1,90 @@
+//! Fault injection for tests: make any filesystem operation fail with a chosen
+//! errno. Compiled to nothing outside `cfg(test)`.
+//!
+//! Faults are per thread, so tests running in parallel do not disturb each
+//! other, and each fault fires a set number of times.
+
+use crate::error::Op;
+use std::io;
+
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) fn check(_op: Op, _name: &[u8]) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) use imp::*;
+
+#[cfg(test)]
+mod imp {
+    use super::*;
+    use std::cell::RefCell;
+
+    struct Fault {
+        op: Op,
+        name_contains: Vec<u8>,
+        errno: i32,
+        remaining: usize,
+        skip: usize,
+    }
+
+    thread_local! {
+        static PLAN: RefCell<Vec<Fault>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Makes the next `times` calls of `op` on a name containing
+    /// `name_contains` fail with `errno`.
+    pub(crate) fn inject(op: Op, name_contains: &str, errno: i32, times: usize) {
+        PLAN.with(|p| {
+            p.borrow_mut().push(Fault {
+                op,
+                name_contains: name_contains.as_bytes().to_vec(),
+                errno,
+                remaining: times,
+                skip: 0,
+            })
+        });
+    }
+
+    /// Lets `skip` calls of `op` through, then fails the next one.
+    pub(crate) fn inject_after(op: Op, skip: usize, errno: i32) {
+        PLAN.with(|p| {
+            p.borrow_mut().push(Fault {
+                op,
+                name_contains: Vec::new(),
+                errno,
+                remaining: 1,
+                skip,
+            })
+        });
+    }
+
+    /// Removes every planned fault of this thread.
+    pub(crate) fn clear() {
+        PLAN.with(|p| p.borrow_mut().clear());
+    }
+
+    pub(crate) fn check(op: Op, name: &[u8]) -> io::Result<()> {
+        PLAN.with(|p| {
+            let mut plan = p.borrow_mut();
+            for f in plan.iter_mut() {
+                let matches = f.op == op
+                    && f.remaining > 0
+                    && (f.name_contains.is_empty()
+                        || name
+                            .windows(f.name_contains.len())
+                            .any(|w| w == f.name_contains.as_slice()));
+                if matches && f.skip > 0 {
+                    f.skip -= 1;
+                    return Ok(());
+                }
+                if matches {
+                    f.remaining -= 1;
+                    return Err(io::Error::from_raw_os_error(f.errno));
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,537 @@
+//! The seed's procedure, step by step: 10 check, 20 bid, 30 check, 40
+//! withdraw, 50 hold, 60 release. Read it beside
+//! `shared/seed/lockfolder-2023-README.md` and `docs/safety.md`.
+//!
+//! Two things are added to the seed, neither of which can admit a second
+//! holder because entering still needs a clean step-30 listing made while our
+//! own bid is in place:
+//!
+//! * stale bids met during a check are removed by their unique name;
+//! * a waiting contender may *keep* its bid instead of withdrawing, when every
+//!   rival bid it sees carries a younger token (contenders are ordered by when
+//!   they started waiting). This removes the seed's livelock and makes the
+//!   lock first-come-first-served.
+
+use crate::bid::{classify_name, BidRecord, Mode, NameKind, TempName, Token};
+use crate::error::{Error, Op, Result};
+use crate::holder::{EntryKind, Holder, State};
+use crate::identity::{self, BidOptions, Verdict};
+use crate::sys::{self, Content, EntryType, HostContext, ProcessStamp, RawEntry};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Everything a lock needs that does not change between acquisitions.
+pub(crate) struct Shared {
+    pub folder: sys::Folder,
+    pub label: Option<String>,
+    pub command: Option<String>,
+    pub owner: Option<u32>,
+    pub mode: Mode,
+    pub slots: u32,
+}
+
+impl Shared {
+    pub fn path_of(&self, name: &[u8]) -> PathBuf {
+        self.folder.path().join(OsStr::from_bytes(name))
+    }
+}
+
+/// Bid contents already read, by file name. A bid's name is used once and its
+/// content is published whole, so what we read under a name stays true.
+pub(crate) type Cache = HashMap<Vec<u8>, BidRecord>;
+
+/// One inspected entry.
+pub(crate) enum Seen {
+    Bid {
+        token: Token,
+        rec: BidRecord,
+        verdict: Verdict,
+    },
+    Temp {
+        temp: TempName,
+        verdict: Verdict,
+    },
+    NotABid {
+        note: String,
+    },
+    /// Deleted between the listing and our look at it: not there any more.
+    Vanished,
+}
+
+fn type_note(t: EntryType) -> &'static str {
+    match t {
+        EntryType::File => "file",
+        EntryType::Dir => "directory",
+        EntryType::Symlink => "symlink",
+        EntryType::Fifo => "FIFO",
+        EntryType::Socket => "socket",
+        EntryType::Device => "device",
+        EntryType::Unknown => "unknown type",
+    }
+}
+
+/// Looks at one entry without ever following a symlink, opening a FIFO or
+/// reading more than a bid's size cap.
+pub(crate) fn inspect(
+    shared: &Shared,
+    raw: &RawEntry,
+    ctx: Option<&HostContext>,
+    cache: &mut Cache,
+) -> Seen {
+    match classify_name(&raw.name) {
+        NameKind::Temp(temp) => {
+            let verdict = identity::judge_temp(&temp, ctx);
+            Seen::Temp { temp, verdict }
+        }
+        NameKind::Other => {
+            let kind = match raw.kind {
+                EntryType::Unknown => shared.folder.lstat_type(&raw.name),
+                k => Ok(k),
+            };
+            match kind {
+                Ok(k) => Seen::NotABid {
+                    note: format!("{} that is not named like a bid", type_note(k)),
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Seen::Vanished,
+                Err(e) => Seen::NotABid {
+                    note: format!("unreadable: {e}"),
+                },
+            }
+        }
+        NameKind::Bid(token) => {
+            let rec = match cache.get(&raw.name) {
+                Some(rec) => rec.clone(),
+                None => match shared.folder.read_entry(&raw.name) {
+                    Content::Vanished => return Seen::Vanished,
+                    Content::NotRegular(t) => {
+                        return Seen::NotABid {
+                            note: type_note(t).to_owned(),
+                        }
+                    }
+                    Content::TooLarge(n) => {
+                        return Seen::NotABid {
+                            note: format!("too large for a bid ({n} bytes)"),
+                        }
+                    }
+                    Content::Unreadable(e) => {
+                        return Seen::NotABid {
+                            note: format!("unreadable: {e}"),
+                        }
+                    }
+                    Content::Bytes(b) => match BidRecord::parse(&b) {
+                        Some(rec) => {
+                            cache.insert(raw.name.clone(), rec.clone());
+                            rec
+                        }
+                        None if b.is_empty() => {
+                            return Seen::NotABid {
+                                note: "empty file".to_owned(),
+                            }
+                        }
+                        None => {
+                            return Seen::NotABid {
+                                note: "content is not a bid".to_owned(),
+                            }
+                        }
+                    },
+                },
+            };
+            let verdict = identity::judge(&rec, ctx);
+            Seen::Bid {
+                token,
+                rec,
+                verdict,
+            }
+        }
+    }
+}
+
+/// A rival seen by a check: anything that keeps us from entering.
+#[derive(Clone)]
+pub(crate) struct Rival {
+    pub name: Vec<u8>,
+    /// Set for bids in our own format: only those take part in the age order.
+    pub token: Option<Token>,
+    pub rec: Option<BidRecord>,
+    pub verdict: Verdict,
+    pub note: Option<String>,
+}
+
+impl Rival {
+    /// Whether this rival goes before a contender holding `mine` in the
+    /// queue. Rivals without a token (1.0.2 bids, junk) never do: 1.0.2
+    /// processes withdraw on seeing any other bid, so waiting for them to
+    /// withdraw first could only stall both.
+    pub fn precedes(&self, mine: &Token) -> bool {
+        self.token.is_some_and(|t| t < *mine)
+    }
+
+    pub fn to_holder(&self, shared: &Shared) -> Holder {
+        let (kind, state) = match (&self.rec, self.verdict) {
+            (Some(r), v) => (
+                if r.is_native() {
+                    EntryKind::Bid
+                } else {
+                    EntryKind::LegacyBid
+                },
+                match v {
+                    Verdict::Live => State::Live,
+                    Verdict::Foreign => State::Foreign,
+                    Verdict::Stale(s) => State::Stale(s),
+                },
+            ),
+            (None, _) => (EntryKind::Other, State::NotABid),
+        };
+        let mut h = Holder::new(
+            OsStr::from_bytes(&self.name).to_owned(),
+            shared.path_of(&self.name),
+            kind,
+            state,
+        );
+        h.note = self.note.clone();
+        if let Some(r) = &self.rec {
+            h.fill_from(r, self.token.and_then(|t| t.waiting_since_ms()));
+            if h.command.is_none() && state == State::Live {
+                h.command = sys::read_cmdline(r.pid);
+            }
+        }
+        h
+    }
+}
+
+/// What a check found, stale entries already removed.
+pub(crate) struct Listing {
+    pub rivals: Vec<Rival>,
+    pub own_present: bool,
+}
+
+/// Steps 10 and 30: list the folder; remove what is provably stale (by its
+/// own name); everything else but our own bid and temporaries is a rival.
+fn check(shared: &Shared, own: Option<&str>, cache: &mut Cache) -> Result<Listing> {
+    let ctx = sys::host_context().ok();
+    let mut listing = Listing {
+        rivals: Vec::new(),
+        own_present: false,
+    };
+    for raw in shared.folder.list()? {
+        if own.is_some_and(|o| o.as_bytes() == raw.name.as_slice()) {
+            listing.own_present = true;
+            continue;
+        }
+        match inspect(shared, &raw, ctx, cache) {
+            Seen::Vanished => {}
+            Seen::Temp { verdict, .. } => {
+                if let Verdict::Stale(_) = verdict {
+                    remove_stale(shared, &raw.name, cache)?;
+                }
+            }
+            Seen::Bid {
+                token,
+                rec,
+                verdict,
+            } => {
+                if let Verdict::Stale(_) = verdict {
+                    remove_stale(shared, &raw.name, cache)?;
+                    continue;
+                }
+                listing.rivals.push(Rival {
+                    name: raw.name,
+                    token: rec.is_native().then_some(token),
+                    rec: Some(rec),
+                    verdict,
+                    note: None,
+                });
+            }
+            Seen::NotABid { note } => listing.rivals.push(Rival {
+                name: raw.name,
+                token: None,
+                rec: None,
+                verdict: Verdict::Live,
+                note: Some(note),
+            }),
+        }
+    }
+    Ok(listing)
+}
+
+/// Removes a stale bid or temporary by its unique name. Already gone is fine:
+/// someone else removed it first.
+fn remove_stale(shared: &Shared, name: &[u8], cache: &mut Cache) -> Result<bool> {
+    cache.remove(name);
+    shared
+        .folder
+        .remove(name)
+        .map_err(|e| Error::io(Op::Remove, shared.path_of(name), e))
+}
+
+pub(crate) fn now_unix() -> std::time::Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Step 20: write the bid under a temporary name, then move it into place
+/// without replacing anything, so no reader ever sees it half-written.
+fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
+    let path = shared.folder.path();
+    let ctx = sys::host_context().map_err(|e| Error::io(Op::Identity, path, e))?;
+    let me = sys::current_process().map_err(|e| Error::io(Op::Identity, path, e))?;
+    let owner = match shared.owner {
+        Some(pid) => sys::process_stamp(pid).map_err(|e| Error::io(Op::Identity, path, e))?,
+        None => me,
+    };
+    let opts = BidOptions {
+        mode: shared.mode,
+        slots: shared.slots,
+        label: shared.label.as_deref(),
+        command: shared.command.as_deref(),
+    };
+    let content = identity::bid_record(owner, ctx, now_unix().as_millis() as u64, &opts).to_bytes();
+    // A clash of 62 random bits is not expected; if it happens, draw again.
+    let mut attempts = 0;
+    loop {
+        let temp = temp_name(*token, me, ctx);
+        let name = token.bid_name();
+        shared.folder.write_temp(&temp, &content)?;
+        match shared.folder.publish(&temp, &name) {
+            Ok(()) => return Ok(name),
+            Err(e) => {
+                let _ = shared.folder.remove(temp.as_bytes());
+                attempts += 1;
+                if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 3 {
+                    *token = token.renew();
+                    continue;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn temp_name(token: Token, me: ProcessStamp, ctx: &HostContext) -> String {
+    TempName {
+        token,
+        pid: me.pid,
+        start_ticks: me.start_ticks,
+        pid_ns: ctx.pid_ns,
+        boot_id: ctx.boot_id_hex(),
+    }
+    .file_name()
+}
+
+/// Steps 40 and 60: delete our bid by its name. `Ok(false)` if it had vanished.
+pub(crate) fn delete_bid(shared: &Shared, name: &str) -> std::io::Result<bool> {
+    shared.folder.remove(name.as_bytes())
+}
+
+/// What one pass through the procedure decided.
+pub(crate) enum Step {
+    /// Step 50: the lock is ours; the bid with this name is the lock.
+    Held(String),
+    /// A live rival is there and we are not waiting.
+    Busy,
+    /// A live rival is there; wait for a change, then try again.
+    Wait,
+}
+
+/// A contender for the lock: its age token and, while it queues, its bid.
+pub(crate) struct Contender {
+    pub shared: Arc<Shared>,
+    /// When this contender started waiting, as a token. Every bid it
+    /// publishes keeps this age and gets fresh random bits.
+    age: Token,
+    token: Token,
+    bid: Option<String>,
+    cache: Cache,
+    /// The rivals of the last check, for "who holds it" and for waking when
+    /// they exit.
+    pub rivals: Vec<Rival>,
+    published_once: bool,
+}
+
+impl Contender {
+    pub fn new(shared: Arc<Shared>) -> Contender {
+        let age = Token::new(now_unix().as_nanos());
+        Contender {
+            shared,
+            age,
+            token: age,
+            bid: None,
+            cache: Cache::new(),
+            rivals: Vec::new(),
+            published_once: false,
+        }
+    }
+
+    fn precedes_me(&self, rivals: &[Rival], mine: &Token) -> bool {
+        rivals.iter().any(|r| r.precedes(mine))
+    }
+
+    /// One pass: steps 10-20-30 and the decision 40 or 50. With `waiting`
+    /// false this is exactly the seed's single attempt.
+    pub fn attempt(&mut self, waiting: bool) -> Result<Step> {
+        if self.bid.is_none() {
+            // Step 10. A courtesy: it keeps us from bidding into a held lock,
+            // and, while waiting, from bidding ahead of an older contender.
+            let listing = check(&self.shared, None, &mut self.cache)?;
+            if !listing.rivals.is_empty() {
+                self.rivals = listing.rivals;
+                if !waiting || self.precedes_me(&self.rivals, &self.age) {
+                    return Ok(if waiting { Step::Wait } else { Step::Busy });
+                }
+            }
+            // Step 20.
+            if self.published_once {
+                self.token = self.age.renew();
+            }
+            let name = bid(&self.shared, &mut self.token)?;
+            self.published_once = true;
+            self.bid = Some(name);
+        }
+        let own = self.bid.clone().unwrap_or_default();
+        // Step 30: the listing that decides. It begins after our bid is
+        // published, so it sees every bid published before it.
+        let listing = check(&self.shared, Some(&own), &mut self.cache)?;
+        if !listing.own_present {
+            // Someone deleted our bid (by hand, or the folder was replaced).
+            // Never enter without it; bid again on the next pass.
+            self.bid = None;
+            self.rivals = listing.rivals;
+            return Ok(if waiting { Step::Wait } else { Step::Busy });
+        }
+        if listing.rivals.is_empty() {
+            // Step 50.
+            self.rivals.clear();
+            return Ok(Step::Held(self.bid.take().unwrap_or(own)));
+        }
+        let yield_to_older = self.precedes_me(&listing.rivals, &self.token);
+        self.rivals = listing.rivals;
+        if !waiting || yield_to_older {
+            // Step 40.
+            self.withdraw()?;
+            return Ok(if waiting { Step::Wait } else { Step::Busy });
+        }
+        // The oldest contender keeps its bid and waits for its rivals to
+        // leave or be proven stale.
+        Ok(Step::Wait)
+    }
+
+    /// Step 40: delete our bid, if we have one out.
+    pub fn withdraw(&mut self) -> Result<()> {
+        if let Some(name) = &self.bid {
+            match delete_bid(&self.shared, name) {
+                Ok(_) => self.bid = None,
+                Err(source) => {
+                    return Err(Error::WithdrawFailed {
+                        path: self.shared.path_of(name.as_bytes()),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether we have a bid out (queued).
+    pub fn has_bid(&self) -> bool {
+        self.bid.is_some()
+    }
+
+    /// The processes behind the current rivals that can be watched for exit.
+    pub fn watchable_rivals(&self) -> Vec<(Vec<u8>, ProcessStamp)> {
+        let Ok(ctx) = sys::host_context() else {
+            return Vec::new();
+        };
+        self.rivals
+            .iter()
+            .filter(|r| r.verdict == Verdict::Live)
+            .filter_map(|r| Some((r.name.clone(), identity::watchable(r.rec.as_ref()?, ctx)?)))
+            .collect()
+    }
+}
+
+impl Drop for Contender {
+    fn drop(&mut self) {
+        // A contender that gives up (timeout, cancel, error, panic) leaves no
+        // bid behind. If even this fails the bid is stale once we exit.
+        let _ = self.withdraw();
+    }
+}
+
+/// Every entry of the folder, judged, nothing removed.
+pub(crate) fn holders(shared: &Shared) -> Result<Vec<Holder>> {
+    let ctx = sys::host_context().ok();
+    let mut cache = Cache::new();
+    let mut out = Vec::new();
+    for raw in shared.folder.list()? {
+        if let Some(h) = describe(shared, &raw, inspect(shared, &raw, ctx, &mut cache)) {
+            out.push(h);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes stale bids and temporaries, and says which.
+pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
+    let ctx = sys::host_context().ok();
+    let mut cache = Cache::new();
+    let mut removed = Vec::new();
+    for raw in shared.folder.list()? {
+        let seen = inspect(shared, &raw, ctx, &mut cache);
+        let stale = matches!(
+            seen,
+            Seen::Bid {
+                verdict: Verdict::Stale(_),
+                ..
+            } | Seen::Temp {
+                verdict: Verdict::Stale(_),
+                ..
+            }
+        );
+        if stale && remove_stale(shared, &raw.name, &mut cache)? {
+            removed.extend(describe(shared, &raw, seen));
+        }
+    }
+    Ok(removed)
+}
+
+fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
+    let state_of = |v: Verdict| match v {
+        Verdict::Live => State::Live,
+        Verdict::Foreign => State::Foreign,
+        Verdict::Stale(s) => State::Stale(s),
+    };
+    let name = OsStr::from_bytes(&raw.name).to_owned();
+    let path = shared.path_of(&raw.name);
+    Some(match seen {
+        Seen::Vanished => return None,
+        Seen::Bid {
+            token,
+            rec,
+            verdict,
+        } => Rival {
+            name: raw.name.clone(),
+            token: Some(token),
+            rec: Some(rec),
+            verdict,
+            note: None,
+        }
+        .to_holder(shared),
+        Seen::Temp { temp, verdict } => {
+            let mut h = Holder::new(name, path, EntryKind::Temporary, state_of(verdict));
+            h.pid = Some(temp.pid);
+            h.note = Some("bid being written".to_owned());
+            h
+        }
+        Seen::NotABid { note } => {
+            let mut h = Holder::new(name, path, EntryKind::Other, State::NotABid);
+            h.note = Some(note);
+            h
+        }
+    })
+}

@@ -1,0 +1,175 @@
+//! In-crate tests that need the fault-injection layer: every filesystem
+//! failure is reachable, yields a typed error naming the step and the path,
+//! and leaves no stray bid or temporary behind.
+
+use crate::error::{Error, Op};
+use crate::fault;
+use crate::LockFolder;
+use rustix::io::Errno;
+
+const ERRNOS: [Errno; 5] = [
+    Errno::NOSPC,
+    Errno::IO,
+    Errno::ACCESS,
+    Errno::ROFS,
+    Errno::MFILE,
+];
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn expect_io(err: Error, op: Op, errno: Errno, dir: &std::path::Path) {
+    match &err {
+        Error::Io {
+            op: got,
+            path,
+            source,
+        } => {
+            assert_eq!(*got, op, "{err}");
+            assert_eq!(source.raw_os_error(), Some(errno.raw_os_error()), "{err}");
+            assert!(path.starts_with(dir), "{err} should name a path in {dir:?}");
+        }
+        other => panic!("expected an I/O error in {op:?}, got {other:?}"),
+    }
+    assert_eq!(err.op(), Some(op));
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&dir.display().to_string()),
+        "message names the path: {msg}"
+    );
+    let io: std::io::Error = err.into();
+    assert_eq!(
+        io.kind(),
+        std::io::Error::from_raw_os_error(errno.raw_os_error()).kind()
+    );
+}
+
+#[test]
+fn every_step_failure_is_typed_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    for op in [Op::ReadFolder, Op::CreateTemp, Op::WriteTemp, Op::Publish] {
+        for errno in ERRNOS {
+            fault::clear();
+            fault::inject(op, "", errno.raw_os_error(), 1);
+            let err = lf.try_lock().expect_err("fault must surface");
+            expect_io(err, op, errno, dir.path());
+            assert_eq!(
+                names(dir.path()),
+                Vec::<String>::new(),
+                "{op:?} {errno:?} left files"
+            );
+            fault::clear();
+            // The folder still works afterwards.
+            let g = lf.try_lock().unwrap().expect("free after the fault");
+            g.release().unwrap();
+        }
+    }
+}
+
+#[test]
+fn second_listing_failure_withdraws_the_bid() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    for errno in ERRNOS {
+        fault::clear();
+        // Step 10 succeeds, step 30 fails: the bid is already published and
+        // must be withdrawn before the error is returned.
+        fault::inject_after(Op::ReadFolder, 1, errno.raw_os_error());
+        let err = lf.try_lock().expect_err("step 30 failure");
+        expect_io(err, Op::ReadFolder, errno, dir.path());
+        assert_eq!(names(dir.path()), Vec::<String>::new());
+    }
+    fault::clear();
+}
+
+#[test]
+fn failed_withdrawal_is_reported_not_forgotten() {
+    for errno in ERRNOS {
+        let dir = tempfile::tempdir().unwrap();
+        let lf = LockFolder::new(dir.path()).unwrap();
+        // The waiter is created (starts waiting) before the holder takes the
+        // lock, so it is older and queues with its bid out.
+        let mut w = lf.waiter();
+        let held = lf.try_lock().unwrap().expect("free folder");
+        assert!(w
+            .wait(Some(std::time::Instant::now()), None)
+            .unwrap()
+            .is_none());
+        assert!(w.is_queued(), "the older waiter keeps its bid");
+        assert_eq!(names(dir.path()).len(), 2);
+        // Twice: `abandon` and the retry when the waiter is dropped.
+        fault::inject(Op::Remove, "", errno.raw_os_error(), 2);
+        match w.abandon().expect_err("withdrawal fault") {
+            Error::WithdrawFailed { path, source } => {
+                assert!(path.starts_with(dir.path()));
+                assert_eq!(source.raw_os_error(), Some(errno.raw_os_error()));
+                assert!(path.exists(), "the unremovable bid is still there");
+                std::fs::remove_file(path).unwrap();
+            }
+            other => panic!("expected WithdrawFailed, got {other:?}"),
+        }
+        fault::clear();
+        drop(held);
+    }
+}
+
+#[test]
+fn failed_release_is_reported() {
+    for errno in ERRNOS {
+        let dir = tempfile::tempdir().unwrap();
+        let lf = LockFolder::new(dir.path()).unwrap();
+        let guard = lf.try_lock().unwrap().unwrap();
+        let path = guard.bid_path();
+        fault::inject(Op::Remove, "", errno.raw_os_error(), 1);
+        let err = guard.release().expect_err("removal fault");
+        expect_io(err, Op::Remove, errno, dir.path());
+        assert!(
+            path.exists(),
+            "a bid that could not be removed is still there"
+        );
+        fault::clear();
+    }
+}
+
+#[test]
+fn folder_creation_failure_is_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("a/b");
+    for errno in ERRNOS {
+        fault::clear();
+        fault::inject(Op::CreateFolder, "", errno.raw_os_error(), 1);
+        let err = LockFolder::new(&target).expect_err("create fault");
+        expect_io(err, Op::CreateFolder, errno, &target);
+    }
+    fault::clear();
+}
+
+#[test]
+fn unreadable_bid_is_live_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let g = lf.try_lock().unwrap().unwrap();
+    let name = g
+        .bid_path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    g.leak();
+    // Reading the bid fails: it must count as a rival, and stay.
+    fault::inject(Op::ReadEntry, &name, Errno::IO.raw_os_error(), 100);
+    assert!(lf.try_lock().unwrap().is_none());
+    let h = lf.holders().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].state, crate::State::NotABid);
+    assert!(h[0].note.as_deref().unwrap().contains("unreadable"));
+    fault::clear();
+    assert!(dir.path().join(&name).exists());
+}

@@ -1,0 +1,258 @@
+//! Waiting for the lock: sleep in the kernel until the folder changes or the
+//! process holding the lock exits, re-checking on a timer in case a hint was
+//! missed; cancellation from another thread; timeouts.
+//!
+//! Notifications are hints only. Correctness never depends on them: every
+//! wake-up leads to a full check, and a wait never sleeps longer than
+//! [`RECHECK`] with inotify (or the backoff step without it).
+
+use crate::error::{Error, Result};
+use crate::protocol::{Contender, Shared, Step};
+use crate::sys::{self, HolderWatch, Notifier, Watch};
+use crate::LockGuard;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Longest sleep between checks when folder events are being watched: a
+/// missed event costs at most this much latency.
+pub const RECHECK: Duration = Duration::from_millis(100);
+/// Bounds of the jittered exponential backoff used when events are not
+/// available (the folder cannot be watched).
+const BACKOFF_MIN: Duration = Duration::from_millis(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(50);
+/// At most this many rival processes are watched for exit at once.
+const MAX_WATCHED: usize = 16;
+
+/// Cancels a blocking wait from another thread (or a signal handler thread, or
+/// an async runtime). Cloning gives another handle to the same token; once
+/// cancelled it stays cancelled.
+///
+/// ```
+/// # fn main() -> Result<(), lockfolder::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let folder = lockfolder::LockFolder::new(dir.path())?;
+/// let _held = folder.lock()?;
+/// let cancel = lockfolder::CancelToken::new();
+/// let c = cancel.clone();
+/// std::thread::spawn(move || c.cancel());
+/// let err = folder.lock_with(None, Some(&cancel)).unwrap_err();
+/// assert!(matches!(err, lockfolder::Error::Cancelled { .. }));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    notifier: OnceLock<Option<Notifier>>,
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Cancels every wait using this token, now and later.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        if let Some(n) = self.notifier() {
+            n.notify();
+        }
+    }
+
+    /// Whether [`CancelToken::cancel`] has been called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn notifier(&self) -> Option<&Notifier> {
+        self.inner
+            .notifier
+            .get_or_init(|| Notifier::new().ok())
+            .as_ref()
+    }
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+/// Jittered exponential backoff, for when the folder cannot be watched.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn step(&mut self) -> Duration {
+        let mut r = [0u8; 2];
+        sys::random_bytes(&mut r);
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        // Between half and all of the step, so colliding waiters spread out.
+        let jitter = u16::from_le_bytes(r) as u32;
+        base / 2 + base / 2 * jitter / u32::from(u16::MAX)
+    }
+}
+
+/// A contender waiting for the lock, resumable: [`Waiter::wait`] can be called
+/// again after it returns `Ok(None)` without losing its place in the queue.
+/// Dropping it withdraws its bid, if it has one out.
+///
+/// Front ends that must stay responsive (Python's Ctrl-C, an async runtime)
+/// wait in slices with it.
+pub struct Waiter {
+    contender: Contender,
+    watch: Option<Watch>,
+    watch_failed: bool,
+    holders: HashMap<Vec<u8>, Option<HolderWatch>>,
+    backoff: Backoff,
+}
+
+impl Waiter {
+    pub(crate) fn new(shared: Arc<Shared>) -> Waiter {
+        Waiter {
+            contender: Contender::new(shared),
+            watch: None,
+            watch_failed: false,
+            holders: HashMap::new(),
+            backoff: Backoff { next: BACKOFF_MIN },
+        }
+    }
+
+    /// Waits until the lock is ours (`Ok(Some(guard))`), `until` passes
+    /// (`Ok(None)`; the waiter keeps its place), or `cancel` fires
+    /// (`Err(Error::Cancelled)`; the waiter's bid is withdrawn).
+    ///
+    /// # Errors
+    ///
+    /// Filesystem errors from the checks, [`Error::Cancelled`].
+    pub fn wait(
+        &mut self,
+        until: Option<Instant>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<LockGuard>> {
+        loop {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                self.contender.withdraw()?;
+                return Err(Error::Cancelled {
+                    path: self.contender.shared.folder.path().to_path_buf(),
+                });
+            }
+            match self.contender.attempt(true)? {
+                Step::Held(name) => {
+                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), name)));
+                }
+                Step::Busy | Step::Wait => {}
+            }
+            if self.watch.is_none() && !self.watch_failed {
+                match Watch::new(&self.contender.shared.folder) {
+                    // Check again now that events are armed: a change between
+                    // the last check and the watch would otherwise be missed.
+                    Ok(w) => {
+                        self.watch = Some(w);
+                        continue;
+                    }
+                    Err(_) => self.watch_failed = true,
+                }
+            }
+            let now = Instant::now();
+            let mut slice = if self.watch.is_some() {
+                RECHECK
+            } else {
+                self.backoff.step()
+            };
+            if let Some(until) = until {
+                if now >= until {
+                    return Ok(None);
+                }
+                slice = slice.min(until - now);
+            }
+            self.refresh_holder_watches();
+            let holders: Vec<&HolderWatch> = self.holders.values().flatten().collect();
+            sys::sleep_until_event(
+                self.watch.as_ref(),
+                &holders,
+                cancel.and_then(CancelToken::notifier),
+                slice,
+            )
+            .map_err(|e| Error::io(crate::Op::Watch, self.contender.shared.folder.path(), e))?;
+        }
+    }
+
+    /// Keeps one pidfd per live rival on this host, so the death of a holder
+    /// wakes us at once (a killed holder never deletes its bid, so inotify
+    /// alone would only notice on the timer).
+    fn refresh_holder_watches(&mut self) {
+        let current = self.contender.watchable_rivals();
+        self.holders
+            .retain(|name, _| current.iter().any(|(n, _)| n == name));
+        for (name, stamp) in current.into_iter().take(MAX_WATCHED) {
+            self.holders
+                .entry(name)
+                .or_insert_with(|| sys::watch_process(stamp));
+        }
+    }
+
+    /// Whether this waiter has a bid in the folder (it is first in line).
+    pub fn is_queued(&self) -> bool {
+        self.contender.has_bid()
+    }
+
+    /// A one-line description of what blocked the last check.
+    pub fn blocker(&self) -> String {
+        match self.contender.rivals.first() {
+            Some(r) => r.to_holder(&self.contender.shared).describe(),
+            None => "nothing (the lock was changing hands)".to_owned(),
+        }
+    }
+
+    /// The entries that blocked the last check.
+    pub fn blockers(&self) -> Vec<crate::Holder> {
+        self.contender
+            .rivals
+            .iter()
+            .map(|r| r.to_holder(&self.contender.shared))
+            .collect()
+    }
+
+    /// Gives up: withdraws the bid, reporting a withdrawal that failed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WithdrawFailed`] if the bid could not be deleted.
+    pub fn abandon(mut self) -> Result<()> {
+        self.contender.withdraw()
+    }
+}
+
+pub(crate) fn lock_until(
+    shared: Arc<Shared>,
+    deadline: Option<Instant>,
+    cancel: Option<&CancelToken>,
+) -> Result<LockGuard> {
+    let start = Instant::now();
+    let mut w = Waiter::new(shared);
+    match w.wait(deadline, cancel)? {
+        Some(g) => Ok(g),
+        None => {
+            let holder = w.blocker();
+            let path = w.contender.shared.folder.path().to_path_buf();
+            w.abandon()?;
+            Err(Error::Timeout {
+                path,
+                waited: start.elapsed(),
+                holder,
+            })
+        }
+    }
+}
