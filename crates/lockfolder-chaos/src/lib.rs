@@ -1,0 +1,1 @@
+//! Kill storm harness (issue 6).

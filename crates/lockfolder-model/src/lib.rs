@@ -1,0 +1,1 @@
+//! Model check of the lockfolder protocol (issue 6).
