@@ -298,6 +298,18 @@ impl LockFolder {
         Ok(self.holders()?.iter().any(Holder::blocks))
     }
 
+    /// Judges the one entry `name` of the folder and removes it if it is a
+    /// stale bid or temporary (lockfolder 1.x's `challenge`). Returns whether
+    /// it was removed. Live, foreign and not-a-bid entries are left alone.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors inspecting or removing the entry.
+    pub fn challenge(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<bool> {
+        use std::os::unix::ffi::OsStrExt;
+        protocol::challenge(&self.shared, name.as_ref().as_bytes())
+    }
+
     /// Removes stale bids (and temporaries of dead writers) and returns them.
     /// Nothing else is ever removed.
     ///

@@ -500,6 +500,33 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
     Ok(removed)
 }
 
+/// Judges one entry by name and removes it if it is a stale bid (1.0.2's
+/// `challenge`). `Ok(true)` if it was stale and is now gone.
+pub(crate) fn challenge(shared: &Shared, name: &[u8]) -> Result<bool> {
+    let ctx = sys::host_context().ok();
+    let mut cache = Cache::new();
+    let kind = match shared.folder.lstat_type(name) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(Op::ReadEntry, shared.path_of(name), e)),
+    };
+    let raw = RawEntry {
+        name: name.to_vec(),
+        kind,
+    };
+    match inspect(shared, &raw, ctx, &mut cache) {
+        Seen::Bid {
+            verdict: Verdict::Stale(_),
+            ..
+        }
+        | Seen::Temp {
+            verdict: Verdict::Stale(_),
+            ..
+        } => remove_stale(shared, name, &mut cache),
+        _ => Ok(false),
+    }
+}
+
 fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
     let state_of = |v: Verdict| match v {
         Verdict::Live => State::Live,
