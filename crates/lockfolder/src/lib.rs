@@ -66,6 +66,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(not(unix))]
+compile_error!(
+    "lockfolder builds on Unix and runs its protocol on Linux only; \
+     other Unix platforms build and return Error::Unsupported (see docs/safety.md)"
+);
+
 mod bid;
 mod error;
 mod fault;
