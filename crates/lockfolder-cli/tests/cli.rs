@@ -1,0 +1,1 @@
+//! Integration tests of the `lockfolder` binary: real processes, each with a deadline.
