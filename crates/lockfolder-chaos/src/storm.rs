@@ -1,0 +1,712 @@
+//! The storm driver: starts the workers, kills them at random moments and
+//! at chosen ones (right after a bid appears, right after a marker appears),
+//! replaces them, then stops killing and checks that the lock recovers and
+//! leaves nothing behind.
+
+use crate::arena::{now_ns, Arena};
+use crate::procfs;
+use lockfolder::BidRecord;
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::io::Errno;
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How a storm is run.
+#[derive(Debug, Clone)]
+pub struct StormOptions {
+    /// Worker processes (library mode) or `lockfolder run` loops (CLI mode).
+    pub workers: usize,
+    /// How long the killer runs.
+    pub seconds: f64,
+    /// The `lockfolder` binary, for CLI mode.
+    pub cli: Option<PathBuf>,
+    /// Mean time between random kills.
+    pub kill_every: Duration,
+    /// Chance (percent) of killing the bidder the moment a bid appears.
+    pub bid_kill_percent: u32,
+    /// Chance (percent) of killing the holder the moment its marker appears.
+    pub cs_kill_percent: u32,
+    /// Maximum random pause between the workers' steps, microseconds.
+    pub jitter_us: u64,
+    /// Where to make the arena (default: the system temp dir).
+    pub dir: Option<PathBuf>,
+    /// Keep the arena even when the storm passes.
+    pub keep: bool,
+    /// Every surviving worker must acquire within this after the killer stops.
+    pub wake_limit: Duration,
+    /// Mutant: library workers skip the lock. The storm must then fail; the
+    /// tests use it to show the detectors can see an overlap.
+    pub mutant_no_lock: bool,
+}
+
+impl Default for StormOptions {
+    fn default() -> Self {
+        StormOptions {
+            workers: 8,
+            seconds: 20.0,
+            cli: None,
+            kill_every: Duration::from_millis(50),
+            bid_kill_percent: 3,
+            cs_kill_percent: 3,
+            jitter_us: 400,
+            dir: None,
+            keep: false,
+            wake_limit: Duration::from_secs(1),
+            mutant_no_lock: false,
+        }
+    }
+}
+
+/// Kills sent, by the moment chosen and by the kind of process.
+#[derive(Debug, Default, Clone)]
+pub struct Kills {
+    pub random: u64,
+    pub on_bid: u64,
+    pub on_marker: u64,
+    /// Library workers killed.
+    pub worker: u64,
+    /// `lockfolder` launchers (or their gated children before exec) killed.
+    pub launcher: u64,
+    /// Commands run by `lockfolder run` killed.
+    pub command: u64,
+}
+
+impl Kills {
+    pub fn total(&self) -> u64 {
+        self.worker + self.launcher + self.command
+    }
+}
+
+/// What a storm found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub mode: &'static str,
+    pub workers: usize,
+    pub seconds: f64,
+    pub arena: PathBuf,
+    /// Acquisitions logged by the workers (each one a completed critical
+    /// section, up to the counter bump).
+    pub acquisitions: u64,
+    /// Final value of the read-modify-write counter.
+    pub counter: u64,
+    pub kills: Kills,
+    /// Markers of holders killed inside the critical section, removed by the
+    /// next holder.
+    pub stale_markers_cleared: u64,
+    /// Overlap reports written by the critical section.
+    pub overlaps: Vec<String>,
+    /// Counter values logged twice: updates lost to two holders at once.
+    pub lost_updates: u64,
+    /// Counter values never logged (a kill between bump and log).
+    pub lost_log_lines: u64,
+    /// Counter values logged that the counter never reached.
+    pub impossible_values: u64,
+    pub unexpected_exits: Vec<String>,
+    pub worker_errors: Vec<String>,
+    /// Slowest first acquisition of a surviving worker after the killer
+    /// stopped.
+    pub max_wake_after_stop: Option<Duration>,
+    pub wedged: Vec<String>,
+    /// Entries left in the lock folder once every worker had finished.
+    pub leftovers: Vec<String>,
+    pub marker_left: bool,
+    /// Launcher exit statuses in CLI mode ("exit 0", "signal 9", ...).
+    pub cli_exits: BTreeMap<String, u64>,
+}
+
+impl Report {
+    /// Every reason the storm failed; empty means it passed.
+    pub fn failures(&self) -> Vec<String> {
+        let mut f = Vec::new();
+        if !self.overlaps.is_empty() {
+            f.push(format!(
+                "{} overlap(s) seen by the marker",
+                self.overlaps.len()
+            ));
+        }
+        if self.lost_updates > 0 || self.impossible_values > 0 {
+            f.push(format!(
+                "counter: {} lost update(s), {} impossible value(s)",
+                self.lost_updates, self.impossible_values
+            ));
+        }
+        if self.lost_log_lines > self.kills.total() {
+            f.push(format!(
+                "{} counter values never logged but only {} kills",
+                self.lost_log_lines,
+                self.kills.total()
+            ));
+        }
+        if !self.unexpected_exits.is_empty() || !self.worker_errors.is_empty() {
+            f.push(format!(
+                "{} unexpected exit(s), {} worker error(s)",
+                self.unexpected_exits.len(),
+                self.worker_errors.len()
+            ));
+        }
+        if !self.wedged.is_empty() {
+            f.push(format!("wedged: {}", self.wedged.join("; ")));
+        }
+        if !self.leftovers.is_empty() {
+            f.push(format!(
+                "left in the lock folder: {}",
+                self.leftovers.join(", ")
+            ));
+        }
+        if self.marker_left {
+            f.push("occupancy marker left behind".to_owned());
+        }
+        f
+    }
+
+    /// Whether the arena was kept for a look (on failure or `--keep`).
+    pub fn keep_arena_note(&self) -> bool {
+        self.arena.exists()
+    }
+
+    pub fn passed(&self) -> bool {
+        self.failures().is_empty()
+    }
+
+    /// One line of `key=value` words, for people and for the tests.
+    pub fn summary_line(&self) -> String {
+        let k = &self.kills;
+        let mut s = format!(
+            "lockfolder-storm: {} mode={} workers={} seconds={} acquisitions={} counter={} \
+             kills={} kills_random={} kills_on_bid={} kills_on_marker={} kills_worker={} \
+             kills_launcher={} kills_command={} stale_markers_cleared={} overlaps={} \
+             lost_updates={} lost_log_lines={} unexpected_exits={} worker_errors={} \
+             max_wake_after_stop_ms={} wedged={} leftovers={}",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.mode,
+            self.workers,
+            self.seconds,
+            self.acquisitions,
+            self.counter,
+            k.total(),
+            k.random,
+            k.on_bid,
+            k.on_marker,
+            k.worker,
+            k.launcher,
+            k.command,
+            self.stale_markers_cleared,
+            self.overlaps.len(),
+            self.lost_updates,
+            self.lost_log_lines,
+            self.unexpected_exits.len(),
+            self.worker_errors.len(),
+            self.max_wake_after_stop
+                .map_or("none".to_owned(), |d| format!(
+                    "{:.1}",
+                    d.as_secs_f64() * 1000.0
+                )),
+            self.wedged.len(),
+            self.leftovers.len() + usize::from(self.marker_left),
+        );
+        if !self.cli_exits.is_empty() {
+            let exits: Vec<String> = self
+                .cli_exits
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", k.replace(' ', "_")))
+                .collect();
+            let _ = write!(s, " cli_exits={}", exits.join(","));
+        }
+        s
+    }
+}
+
+struct Slot {
+    tag: String,
+    child: Child,
+    killed: bool,
+}
+
+struct Driver {
+    opts: StormOptions,
+    arena: Arena,
+    exe: PathBuf,
+    slots: Vec<Slot>,
+    generation: u64,
+    report: Report,
+    stopping: bool,
+}
+
+impl Driver {
+    fn spawn(&mut self, index: usize) -> Result<Slot, String> {
+        self.generation += 1;
+        let tag = match self.opts.cli {
+            // A CLI loop lives for the whole storm: its tag is its slot.
+            Some(_) => format!("slot{index}"),
+            None => format!("w{index}-g{}", self.generation),
+        };
+        let mut cmd = Command::new(&self.exe);
+        match &self.opts.cli {
+            Some(cli) => {
+                cmd.arg("cli-worker").arg("--cli").arg(cli);
+            }
+            None => {
+                cmd.arg("worker");
+                if self.opts.mutant_no_lock {
+                    cmd.arg("--mutant-no-lock");
+                }
+            }
+        }
+        let child = cmd
+            .arg("--arena")
+            .arg(self.arena.root())
+            .args([
+                "--tag",
+                &tag,
+                "--jitter-us",
+                &self.opts.jitter_us.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.exe.display()))?;
+        Ok(Slot {
+            tag,
+            child,
+            killed: false,
+        })
+    }
+
+    /// Reaps exited workers; replaces them unless the storm is stopping.
+    fn reap(&mut self) -> Result<(), String> {
+        for i in 0..self.slots.len() {
+            let status = match self.slots[i].child.try_wait() {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => return Err(format!("wait: {e}")),
+            };
+            let expected = self.slots[i].killed || (self.stopping && status.success());
+            if !expected {
+                self.report.unexpected_exits.push(format!(
+                    "{} (pid {}) {}",
+                    self.slots[i].tag,
+                    self.slots[i].child.id(),
+                    describe(status)
+                ));
+            }
+            if !self.stopping {
+                self.slots[i] = self.spawn(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Library mode: kills the worker with this PID, if it is one of ours.
+    fn kill_worker(&mut self, pid: u32) -> bool {
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| !s.killed && s.child.id() == pid)
+        else {
+            return false;
+        };
+        // Our unreaped child: its PID cannot have been reused.
+        if slot.child.kill().is_ok() {
+            slot.killed = true;
+            self.report.kills.worker += 1;
+            return true;
+        }
+        false
+    }
+
+    fn looper_pids(&self) -> HashSet<u32> {
+        self.slots.iter().map(|s| s.child.id()).collect()
+    }
+
+    /// CLI mode: SIGKILLs `pid` if it descends from one of our loops (its
+    /// parent or grandparent). The PID is pinned with a pidfd before its
+    /// ancestry is checked, so a reused PID is never signalled.
+    fn kill_descendant(&mut self, pid: u32) -> bool {
+        let Some(p) = Pid::from_raw(pid as i32) else {
+            return false;
+        };
+        let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
+            return false;
+        };
+        let loops = self.looper_pids();
+        let Ok(Some(st)) = procfs::stat(pid) else {
+            return false;
+        };
+        let ours = loops.contains(&st.ppid)
+            || matches!(procfs::stat(st.ppid), Ok(Some(pst)) if loops.contains(&pst.ppid));
+        if !ours || st.state == b'Z' {
+            return false;
+        }
+        let is_command = fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.starts_with("lockfolder-sto"));
+        if pidfd_send_signal(&fd, Signal::KILL).is_err() {
+            return false;
+        }
+        if is_command {
+            self.report.kills.command += 1;
+        } else {
+            self.report.kills.launcher += 1;
+        }
+        true
+    }
+
+    /// The owner of a bid or marker has just appeared: kill it (library
+    /// mode), or in CLI mode the command, its launcher, or both.
+    fn kill_owner(&mut self, pid: u32) -> bool {
+        if self.opts.cli.is_none() {
+            return self.kill_worker(pid);
+        }
+        let parent = procfs::stat(pid).ok().flatten().map(|s| s.ppid);
+        let launcher = parent.filter(|pp| !self.looper_pids().contains(pp));
+        match (fastrand::u8(0..3), launcher) {
+            (0, Some(l)) => self.kill_descendant(l),
+            (1, Some(l)) => {
+                let a = self.kill_descendant(l);
+                self.kill_descendant(pid) || a
+            }
+            _ => self.kill_descendant(pid),
+        }
+    }
+
+    fn kill_random(&mut self) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let i = fastrand::usize(0..self.slots.len());
+        let pid = self.slots[i].child.id();
+        if self.opts.cli.is_none() {
+            return self.kill_worker(pid);
+        }
+        let kids = procfs::children(pid);
+        if kids.is_empty() {
+            return false;
+        }
+        let launcher = kids[fastrand::usize(0..kids.len())];
+        let commands = procfs::children(launcher);
+        match (fastrand::u8(0..3), commands.first()) {
+            (0, Some(&c)) => self.kill_descendant(c),
+            (1, Some(&c)) => {
+                let a = self.kill_descendant(launcher);
+                self.kill_descendant(c) || a
+            }
+            _ => self.kill_descendant(launcher),
+        }
+    }
+}
+
+fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => format!("{status}"),
+    }
+}
+
+fn pid_in(text: &str) -> Option<u32> {
+    text.split_ascii_whitespace().next()?.parse().ok()
+}
+
+/// Runs a storm and reports what it found. `Err` means the storm could not
+/// be run at all (no temp dir, cannot spawn), not that the lock failed.
+pub fn run(opts: StormOptions) -> Result<Report, String> {
+    let base = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let temp = tempfile::Builder::new()
+        .prefix("lockfolder-storm-")
+        .tempdir_in(&base)
+        .map_err(|e| format!("temp dir in {}: {e}", base.display()))?;
+    let arena = Arena::create(temp.path()).map_err(|e| format!("arena: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut d = Driver {
+        report: Report {
+            mode: if opts.cli.is_some() { "cli" } else { "lib" },
+            workers: opts.workers,
+            seconds: opts.seconds,
+            arena: temp.path().to_path_buf(),
+            ..Report::default()
+        },
+        opts,
+        arena,
+        exe,
+        slots: Vec::new(),
+        generation: 0,
+        stopping: false,
+    };
+    let outcome = storm(&mut d);
+    // Whatever happened, no process of ours outlives the storm.
+    for s in &mut d.slots {
+        if s.child.try_wait().ok().flatten().is_none() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+    }
+    outcome?;
+    if d.opts.keep || !d.report.passed() {
+        // Kept for the post-mortem; the summary names it.
+        let _ = temp.keep();
+    }
+    Ok(d.report)
+}
+
+fn storm(d: &mut Driver) -> Result<(), String> {
+    let err = |what: &str, e: Errno| format!("{what}: {e}");
+    let inot = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)
+        .map_err(|e| err("inotify", e))?;
+    let lock_wd = inotify::add_watch(
+        &inot,
+        d.arena.lock_dir(),
+        WatchFlags::CREATE | WatchFlags::MOVED_TO,
+    )
+    .map_err(|e| err("watch lock folder", e))?;
+    let root_wd = inotify::add_watch(&inot, d.arena.root(), WatchFlags::CREATE)
+        .map_err(|e| err("watch arena", e))?;
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
+    let mut reader = inotify::Reader::new(&inot, &mut buf);
+
+    for i in 0..d.opts.workers {
+        let slot = d.spawn(i)?;
+        d.slots.push(slot);
+    }
+    let mean = d.opts.kill_every.as_micros().max(1) as u64;
+    let next_gap = || Duration::from_micros(fastrand::u64(0..=2 * mean));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(d.opts.seconds);
+    let mut next_kill = start + next_gap();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        let wait = next_kill
+            .min(deadline)
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(20));
+        let ts = Timespec::try_from(wait).unwrap_or(Timespec {
+            tv_sec: 0,
+            tv_nsec: 20_000_000,
+        });
+        let mut fds = [PollFd::new(&inot, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(err("poll", e)),
+        }
+        // Owners to kill, decided per event as it is read.
+        let mut targets: Vec<(u32, bool)> = Vec::new();
+        loop {
+            let ev = match reader.next() {
+                Ok(ev) => ev,
+                Err(Errno::AGAIN) | Err(Errno::INTR) => break,
+                Err(e) => return Err(err("read inotify", e)),
+            };
+            if ev.events().contains(ReadFlags::QUEUE_OVERFLOW) {
+                continue;
+            }
+            let Some(name) = ev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if ev.wd() == lock_wd && name.ends_with(".json") && !name.starts_with('.') {
+                if fastrand::u32(0..100) < d.opts.bid_kill_percent {
+                    let pid = fs::read(d.arena.lock_dir().join(&name))
+                        .ok()
+                        .and_then(|b| BidRecord::parse(&b))
+                        .map(|r| r.pid);
+                    targets.extend(pid.map(|p| (p, true)));
+                }
+            } else if ev.wd() == root_wd
+                && name == "marker"
+                && fastrand::u32(0..100) < d.opts.cs_kill_percent
+            {
+                let pid = fs::read_to_string(d.arena.marker())
+                    .ok()
+                    .and_then(|t| pid_in(&t));
+                targets.extend(pid.map(|p| (p, false)));
+            }
+        }
+        for (pid, on_bid) in targets {
+            if d.kill_owner(pid) {
+                if on_bid {
+                    d.report.kills.on_bid += 1;
+                } else {
+                    d.report.kills.on_marker += 1;
+                }
+            }
+        }
+        if Instant::now() >= next_kill {
+            if d.kill_random() {
+                d.report.kills.random += 1;
+            }
+            next_kill = Instant::now() + next_gap();
+        }
+        d.reap()?;
+    }
+
+    // The killer stops. Every worker alive now must acquire within the limit.
+    let stopped_ns = now_ns();
+    let stopped = Instant::now();
+    std::thread::sleep(Duration::from_millis(5));
+    d.reap()?;
+    let survivors: Vec<String> = d
+        .slots
+        .iter()
+        .filter(|s| !s.killed)
+        .map(|s| s.tag.clone())
+        .collect();
+    let mut first: HashMap<String, u64> = HashMap::new();
+    let patience = d.opts.wake_limit * 5;
+    while first.len() < survivors.len() && stopped.elapsed() < patience {
+        std::thread::sleep(Duration::from_millis(10));
+        d.reap()?;
+        for tag in &survivors {
+            if first.contains_key(tag) {
+                continue;
+            }
+            if let Some(at) = first_acquisition_after(&d.arena, tag, stopped_ns) {
+                first.insert(tag.clone(), at);
+            }
+        }
+    }
+    let mut max_wake = Duration::ZERO;
+    for tag in &survivors {
+        match first.get(tag) {
+            Some(&at) => {
+                let wake = Duration::from_nanos(at.saturating_sub(stopped_ns));
+                max_wake = max_wake.max(wake);
+                if wake > d.opts.wake_limit {
+                    d.report.wedged.push(format!(
+                        "{tag} first acquired {wake:?} after the killer stopped"
+                    ));
+                }
+            }
+            None => d.report.wedged.push(format!(
+                "{tag} did not acquire within {patience:?} after the killer stopped"
+            )),
+        }
+    }
+    d.report.max_wake_after_stop = Some(max_wake);
+
+    // Stop the workers cleanly: each finishes its round and exits.
+    d.stopping = true;
+    fs::write(d.arena.stop_file(), b"stop\n").map_err(|e| format!("stop file: {e}"))?;
+    let finish_by = Instant::now() + Duration::from_secs(10);
+    loop {
+        d.reap()?;
+        let running: Vec<String> = d
+            .slots
+            .iter_mut()
+            .filter_map(|s| match s.child.try_wait() {
+                Ok(None) => Some(s.tag.clone()),
+                _ => None,
+            })
+            .collect();
+        if running.is_empty() {
+            break;
+        }
+        if Instant::now() > finish_by {
+            d.report.wedged.push(format!(
+                "still running 10 s after stop: {}",
+                running.join(", ")
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for s in &mut d.slots {
+        if s.child.try_wait().ok().flatten().is_none() {
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+        }
+    }
+
+    check_leftovers(d)?;
+    check_counter(d)?;
+    if let Ok(text) = fs::read_dir(d.arena.root().join("cli-exits")) {
+        for entry in text.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".stderr") {
+                continue;
+            }
+            for line in fs::read_to_string(entry.path()).unwrap_or_default().lines() {
+                *d.report.cli_exits.entry(line.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    d.report.overlaps = d.arena.overlaps().map_err(|e| format!("overlaps: {e}"))?;
+    d.report.worker_errors = d.arena.errors().map_err(|e| format!("errors: {e}"))?;
+    Ok(())
+}
+
+fn first_acquisition_after(arena: &Arena, tag: &str, after_ns: u64) -> Option<u64> {
+    let text = fs::read_to_string(arena.log_path(tag)).ok()?;
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(1)?.parse::<u64>().ok())
+        .find(|&at| at >= after_ns)
+}
+
+/// Nothing may be left in the lock folder: stale bids and temporaries of
+/// killed workers must have been removed by the protocol itself (no final
+/// `clean()` is run; if something is left, `clean()` is asked what it would
+/// call stale, for the report).
+fn check_leftovers(d: &mut Driver) -> Result<(), String> {
+    let lock_dir = d.arena.lock_dir();
+    let names = list(&lock_dir)?;
+    if !names.is_empty() {
+        let folder = lockfolder::LockFolder::builder(&lock_dir)
+            .create(false)
+            .open()
+            .map_err(|e| format!("open lock folder: {e}"))?;
+        for h in folder.holders().map_err(|e| format!("holders: {e}"))? {
+            d.report.leftovers.push(h.describe());
+        }
+    }
+    d.report.marker_left = d.arena.marker().exists();
+    Ok(())
+}
+
+fn list(dir: &Path) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| format!("list {}: {e}", dir.display()))? {
+        let e = e.map_err(|e| format!("list {}: {e}", dir.display()))?;
+        out.push(e.file_name().to_string_lossy().into_owned());
+    }
+    Ok(out)
+}
+
+/// The second detector: every counter value is logged at most once.
+fn check_counter(d: &mut Driver) -> Result<(), String> {
+    let acq = d.arena.acquisitions().map_err(|e| format!("logs: {e}"))?;
+    let counter = d
+        .arena
+        .counter_value()
+        .map_err(|e| format!("counter: {e}"))?;
+    let mut seen: HashMap<u64, u32> = HashMap::new();
+    for a in &acq {
+        *seen.entry(a.value).or_default() += 1;
+    }
+    let r = &mut d.report;
+    r.counter = counter;
+    r.acquisitions = acq.len() as u64;
+    r.stale_markers_cleared = acq.iter().filter(|a| a.cleared).count() as u64;
+    r.lost_updates = seen.values().map(|&n| u64::from(n.saturating_sub(1))).sum();
+    r.impossible_values = seen.keys().filter(|&&v| v == 0 || v > counter).count() as u64;
+    r.lost_log_lines = counter.saturating_sub(seen.len() as u64);
+    for (v, n) in &seen {
+        if *n > 1 {
+            let who: Vec<String> = acq
+                .iter()
+                .filter(|a| a.value == *v)
+                .map(|a| format!("{}/pid {} at {} ns", a.tag, a.pid, a.at_ns))
+                .collect();
+            eprintln!(
+                "lockfolder-storm: counter value {v} logged {n} times: {}",
+                who.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
