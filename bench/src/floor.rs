@@ -1,0 +1,106 @@
+//! Floors: what the uncontended cycle could cost at best.
+//!
+//! `raw` performs exactly the system calls of one uncontended check-bid-check
+//! cycle of `crates/lockfolder/src/sys/linux.rs`, with none of the protocol
+//! around them (no parsing, no identity, no names to generate):
+//!
+//! * step 10: `openat(dir, ".", O_DIRECTORY)`, `getdents64` until empty, `close`;
+//! * step 20: `openat(temp, O_CREAT|O_EXCL|O_NOFOLLOW)`, `write` (a real bid's
+//!   bytes), `close`, `renameat2(temp, bid, RENAME_NOREPLACE)`;
+//! * step 30: the listing of step 10 again;
+//! * step 60: `unlinkat(bid)`.
+//!
+//! `flock` is one `flock(LOCK_EX)` + `flock(LOCK_UN)` on a file kept open.
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use std::path::Path;
+
+fn list(dir: &OwnedFd) -> Result<usize, String> {
+    let fd = rustix::fs::openat(
+        dir,
+        c".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut d = rustix::fs::Dir::new(fd).map_err(|e| e.to_string())?;
+    let mut n = 0;
+    while let Some(entry) = d.read() {
+        entry.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// ns per raw cycle in the (existing, empty) folder `dir`.
+pub fn raw(dir: &Path, iters: u64) -> Result<f64, String> {
+    let dfd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let content = serde_json::to_vec(&lockfolder::current_identity().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    // Names as long as the real ones: a UUIDv7 bid and a temporary that
+    // carries the token, PID, start ticks, PID namespace and boot id.
+    let bid = "0190f4c2-7d3e-7a11-8b2c-5d6e7f809a1b.json";
+    let temp = format!(
+        ".lockfolder-0190f4c27d3e7a118b2c5d6e7f809a1b-{}-123456789-4026531836-0123456789abcdef0123456789abcdef.tmp",
+        std::process::id()
+    );
+    let cycle = || -> Result<(), String> {
+        let e = |e: rustix::io::Errno| e.to_string();
+        if list(&dfd)? != 2 {
+            return Err("the floor folder is not empty".to_owned());
+        }
+        let fd = rustix::fs::openat(
+            &dfd,
+            temp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(e)?;
+        let n = rustix::io::write(&fd, &content).map_err(e)?;
+        if n != content.len() {
+            return Err("short write".to_owned());
+        }
+        drop(fd);
+        rustix::fs::renameat_with(&dfd, temp.as_str(), &dfd, bid, RenameFlags::NOREPLACE)
+            .map_err(e)?;
+        list(&dfd)?;
+        rustix::fs::unlinkat(&dfd, bid, AtFlags::empty()).map_err(e)?;
+        Ok(())
+    };
+    for _ in 0..iters / 10 + 1 {
+        cycle()?;
+    }
+    let t0 = crate::worker::mono_ns();
+    for _ in 0..iters {
+        cycle()?;
+    }
+    Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
+}
+
+/// ns per flock + unlock on an open file.
+pub fn flock(file: &Path, iters: u64) -> Result<f64, String> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let cycle = || -> Result<(), String> {
+        f.lock().map_err(|e| e.to_string())?;
+        f.unlock().map_err(|e| e.to_string())
+    };
+    for _ in 0..iters / 10 + 1 {
+        cycle()?;
+    }
+    let t0 = crate::worker::mono_ns();
+    for _ in 0..iters {
+        cycle()?;
+    }
+    Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
+}

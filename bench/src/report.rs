@@ -1,0 +1,854 @@
+//! Runs the plan and writes the markdown report.
+
+use crate::floor;
+use crate::suite::{self, Contended, Impl};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+struct Args {
+    quick: bool,
+    out: PathBuf,
+    fs: Vec<(String, PathBuf)>,
+    python: Option<String>,
+    python_lf102: Option<String>,
+    python_self: Option<String>,
+    self_missing: String,
+    peers: Option<String>,
+    cli: Option<String>,
+    cli_missing: String,
+    cli_script: Option<String>,
+    command: String,
+    note: String,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut a = Args {
+        quick: false,
+        out: PathBuf::from("bench/RESULTS.md"),
+        fs: Vec::new(),
+        python: None,
+        python_lf102: None,
+        python_self: None,
+        self_missing: "not installed".to_owned(),
+        peers: None,
+        cli: None,
+        cli_missing: "not built".to_owned(),
+        cli_script: None,
+        command: "lockfolder-bench suite".to_owned(),
+        note: String::new(),
+    };
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        if k == "--quick" {
+            a.quick = true;
+            continue;
+        }
+        let v = it
+            .next()
+            .ok_or_else(|| format!("{k} needs a value"))?
+            .clone();
+        match k.as_str() {
+            "--out" => a.out = PathBuf::from(v),
+            "--fs" => {
+                let (n, d) = v.split_once('=').ok_or("--fs takes NAME=DIR")?;
+                a.fs.push((n.to_owned(), PathBuf::from(d)));
+            }
+            "--python" => a.python = Some(v),
+            "--python-lf102" => a.python_lf102 = Some(v),
+            "--python-self" => a.python_self = Some(v),
+            "--self-missing" => a.self_missing = v,
+            "--peers" => a.peers = Some(v),
+            "--cli" => a.cli = Some(v),
+            "--cli-missing" => a.cli_missing = v,
+            "--cli-script" => a.cli_script = Some(v),
+            "--command" => a.command = v,
+            "--note" => a.note = v,
+            _ => return Err(format!("unknown option {k}")),
+        }
+    }
+    if a.fs.is_empty() {
+        return Err("give at least one --fs NAME=DIR".to_owned());
+    }
+    Ok(a)
+}
+
+/// How much of everything a run measures.
+struct Plan {
+    reps: usize,
+    hot_secs: f64,
+    rust_ns: Vec<usize>,
+    py_ns: Vec<usize>,
+    floor_iters: u64,
+    rust_iters: u64,
+    py_iters: u64,
+    rec_reps: usize,
+    give_up: Duration,
+    cpu_secs: f64,
+    cli_reps: usize,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                reps: 1,
+                hot_secs: 1.0,
+                rust_ns: vec![4],
+                py_ns: vec![],
+                floor_iters: 2000,
+                rust_iters: 2000,
+                py_iters: 0,
+                rec_reps: 1,
+                give_up: Duration::from_secs(5),
+                cpu_secs: 1.0,
+                cli_reps: 5,
+            }
+        } else {
+            Plan {
+                reps: 3,
+                hot_secs: 2.0,
+                rust_ns: vec![2, 4, 8],
+                py_ns: vec![4, 8],
+                floor_iters: 20000,
+                rust_iters: 20000,
+                py_iters: 2000,
+                rec_reps: 5,
+                give_up: Duration::from_secs(5),
+                cpu_secs: 5.0,
+                cli_reps: 40,
+            }
+        }
+    }
+}
+
+fn median_f(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.2} s", ns / 1e9)
+    }
+}
+
+fn fmt_opt_ns(ns: Option<f64>) -> String {
+    ns.map(fmt_ns).unwrap_or_else(|| "–".to_owned())
+}
+
+fn ratio(x: Option<f64>) -> String {
+    match x {
+        Some(r) if r.is_finite() => format!("{r:.2}×"),
+        _ => "–".to_owned(),
+    }
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Medians over the repeats of one contended cell.
+struct HotRow {
+    rate: Option<f64>,
+    fairness: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+    exclusive: bool,
+    runs: Vec<Contended>,
+    error: Option<String>,
+}
+
+fn hot_row(runs: Vec<Result<Contended, String>>) -> HotRow {
+    let error = runs.iter().find_map(|r| r.as_ref().err().cloned());
+    let ok: Vec<Contended> = runs.into_iter().filter_map(Result::ok).collect();
+    HotRow {
+        rate: median_f(ok.iter().map(Contended::rate).collect()),
+        fairness: median_f(ok.iter().map(Contended::fairness).collect()),
+        p50: median_f(
+            ok.iter()
+                .filter_map(|c| c.p50_ns.map(|x| x as f64))
+                .collect(),
+        ),
+        p99: median_f(
+            ok.iter()
+                .filter_map(|c| c.p99_ns.map(|x| x as f64))
+                .collect(),
+        ),
+        exclusive: ok.iter().all(Contended::exclusive),
+        runs: ok,
+        error,
+    }
+}
+
+struct RecRow {
+    median: Option<f64>,
+    /// Some repeats never recovered within the give-up time.
+    never: usize,
+    times: Vec<f64>,
+    error: Option<String>,
+}
+
+/// Everything measured on one filesystem.
+struct FsResults {
+    name: String,
+    dir: PathBuf,
+    fstype: String,
+    raw_floor: Option<f64>,
+    flock_floor: Option<f64>,
+    floor_err: Option<String>,
+    uncontended: Vec<(Impl, Result<f64, String>)>,
+    hot: Vec<(Impl, usize, HotRow)>,
+    recovery: Vec<(Impl, RecRow)>,
+    cpu: Vec<(Impl, Result<f64, String>)>,
+}
+
+fn hot<'a>(r: &'a FsResults, key: &str, n: usize) -> Option<&'a HotRow> {
+    r.hot
+        .iter()
+        .find(|(i, m, _)| i.key == key && *m == n)
+        .map(|(_, _, h)| h)
+}
+
+fn log(msg: &str) {
+    eprintln!(
+        "[bench {:>7.1}s] {msg}",
+        crate::worker::mono_ns() as f64 / 1e9 % 100000.0
+    );
+}
+
+fn measure_fs(
+    name: &str,
+    dir: &Path,
+    plan: &Plan,
+    rust: &[Impl],
+    py: &[Impl],
+) -> Result<FsResults, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let fstype = sh(&format!("stat -f -c %T '{}'", dir.display()));
+    let mut r = FsResults {
+        name: name.to_owned(),
+        dir: dir.to_path_buf(),
+        fstype,
+        raw_floor: None,
+        flock_floor: None,
+        floor_err: None,
+        uncontended: Vec::new(),
+        hot: Vec::new(),
+        recovery: Vec::new(),
+        cpu: Vec::new(),
+    };
+    log(&format!("{name}: floors"));
+    let mut raws = Vec::new();
+    let mut flocks = Vec::new();
+    for rep in 0..plan.reps {
+        let c = suite::cell(dir, &format!("floor-{rep}"))?;
+        let fl = c.join("floor.d");
+        std::fs::create_dir_all(&fl).map_err(|e| e.to_string())?;
+        match floor::raw(&fl, plan.floor_iters) {
+            Ok(x) => raws.push(x),
+            Err(e) => r.floor_err = Some(e),
+        }
+        match floor::flock(&c.join("floor.lock"), plan.floor_iters) {
+            Ok(x) => flocks.push(x),
+            Err(e) => r.floor_err = Some(e),
+        }
+        let _ = std::fs::remove_dir_all(&c);
+    }
+    r.raw_floor = median_f(raws);
+    r.flock_floor = median_f(flocks);
+
+    let all: Vec<Impl> = rust.iter().chain(py).cloned().collect();
+    for imp in &all {
+        log(&format!("{name}: uncontended {}", imp.name));
+        let iters = if imp.python {
+            plan.py_iters
+        } else {
+            plan.rust_iters
+        };
+        let runs: Vec<Result<f64, String>> = (0..plan.reps)
+            .map(|rep| suite::uncontended(imp, dir, iters, rep))
+            .collect();
+        let err = runs.iter().find_map(|x| x.as_ref().err().cloned());
+        let ok: Vec<f64> = runs.into_iter().filter_map(Result::ok).collect();
+        let v = match (median_f(ok), err) {
+            (Some(m), _) => Ok(m),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err("no result".to_owned()),
+        };
+        r.uncontended.push((imp.clone(), v));
+    }
+    for imp in &all {
+        let ns = if imp.python {
+            &plan.py_ns
+        } else {
+            &plan.rust_ns
+        };
+        for &n in ns {
+            log(&format!("{name}: contended {} N={n}", imp.name));
+            let runs = (0..plan.reps)
+                .map(|rep| suite::contended(imp, dir, n, plan.hot_secs, rep))
+                .collect();
+            let row = hot_row(runs);
+            if !row.exclusive {
+                log(&format!(
+                    "MUTUAL EXCLUSION FAILED: {} N={n} on {name}",
+                    imp.name
+                ));
+            }
+            if let Some(e) = &row.error {
+                log(&format!("{} N={n}: {e}", imp.name));
+            }
+            r.hot.push((imp.clone(), n, row));
+        }
+    }
+    for imp in &all {
+        log(&format!("{name}: recovery {}", imp.name));
+        let mut row = RecRow {
+            median: None,
+            never: 0,
+            times: Vec::new(),
+            error: None,
+        };
+        for rep in 0..plan.rec_reps {
+            match suite::recovery(imp, dir, plan.give_up, rep) {
+                Ok(Some(ns)) => row.times.push(ns as f64),
+                Ok(None) => row.never += 1,
+                Err(e) => row.error = Some(e),
+            }
+            // A lock that never recovers will not start to: spare the time.
+            if row.never >= 2 {
+                break;
+            }
+        }
+        row.median = if row.never * 2 >= row.times.len() + row.never && row.never > 0 {
+            None
+        } else {
+            median_f(row.times.clone())
+        };
+        r.recovery.push((imp.clone(), row));
+    }
+    log(&format!(
+        "{name}: waiter CPU ({} s, all locks at once)",
+        plan.cpu_secs
+    ));
+    let cpu = suite::waiter_cpu(&all, dir, plan.cpu_secs);
+    r.cpu = all.iter().cloned().zip(cpu).collect();
+    Ok(r)
+}
+
+fn python_versions(py: &str, peers: &str) -> String {
+    let out = Command::new(py).arg(peers).arg("versions").output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}
+
+/// The `suite` subcommand. Returns the exit code: 1 if mutual exclusion
+/// failed for lockfolder or flock anywhere (or, in quick mode, a Rust cell
+/// could not be measured at all).
+pub fn suite(args: &[String]) -> Result<i32, String> {
+    let a = parse(args)?;
+    let plan = Plan::new(a.quick);
+    let exe = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .display()
+        .to_string();
+    let rust_impl = |name: &str, key: &str, folder: bool| Impl {
+        name: name.to_owned(),
+        key: key.to_owned(),
+        cmd: vec![exe.clone()],
+        folder,
+        python: false,
+    };
+    let rust = vec![
+        rust_impl("lockfolder (Rust)", "lockfolder", true),
+        rust_impl("flock (Rust)", "flock", false),
+    ];
+    let mut py = Vec::new();
+    let mut missing: Vec<(String, String)> = Vec::new();
+    if !a.quick {
+        let peers = a
+            .peers
+            .clone()
+            .ok_or("--peers is needed for the full run")?;
+        let py_impl = |python: &str, name: &str, key: &str, folder: bool| Impl {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            cmd: vec![python.to_owned(), peers.clone()],
+            folder,
+            python: true,
+        };
+        match &a.python_self {
+            Some(p) => py.push(py_impl(p, "lockfolder (Python face)", "self", true)),
+            None => missing.push((
+                "lockfolder (Python face)".to_owned(),
+                a.self_missing.clone(),
+            )),
+        }
+        match &a.python {
+            Some(p) => {
+                py.push(py_impl(p, "filelock.FileLock", "filelock", false));
+                py.push(py_impl(p, "filelock.SoftFileLock", "softfilelock", false));
+                py.push(py_impl(p, "fasteners.InterProcessLock", "fasteners", false));
+                py.push(py_impl(p, "portalocker.Lock", "portalocker", false));
+                py.push(py_impl(p, "flufl.lock.Lock", "flufl", false));
+            }
+            None => missing.push(("Python peers".to_owned(), "no --python given".to_owned())),
+        }
+        match &a.python_lf102 {
+            Some(p) => py.push(py_impl(p, "lockfolder 1.0.2 (PyPI)", "lf102", true)),
+            None => missing.push((
+                "lockfolder 1.0.2".to_owned(),
+                "no --python-lf102 given".to_owned(),
+            )),
+        }
+    }
+
+    let started = sh("date -u '+%Y-%m-%d %H:%M:%S UTC'");
+    let load_start = sh("cut -d' ' -f1-3 /proc/loadavg");
+    let t0 = std::time::Instant::now();
+    let mut results = Vec::new();
+    for (name, dir) in &a.fs {
+        results.push(measure_fs(name, dir, &plan, &rust, &py)?);
+    }
+
+    // lockfolder run vs flock(1).
+    let mut cli = None;
+    if let Some(bin) = &a.cli {
+        log("CLI: lockfolder run vs flock");
+        let (fsname, dir) = &a.fs[0];
+        let c = suite::cell(dir, "cli")?;
+        let lf: Vec<String> = vec![
+            bin.clone(),
+            "run".into(),
+            c.join("cli.d").display().to_string(),
+            "--".into(),
+            "true".into(),
+        ];
+        let fl: Vec<String> = vec![
+            "flock".into(),
+            c.join("cli.lock").display().to_string(),
+            "true".into(),
+        ];
+        let mut lt = Vec::new();
+        let mut ft = Vec::new();
+        let mut err = None;
+        for _ in 0..plan.cli_reps {
+            match suite::wall(&lf, 1) {
+                Ok(v) => lt.extend(v.into_iter().map(|x| x as f64)),
+                Err(e) => err = Some(e),
+            }
+            match suite::wall(&fl, 1) {
+                Ok(v) => ft.extend(v.into_iter().map(|x| x as f64)),
+                Err(e) => err = Some(e),
+            }
+            if err.is_some() {
+                break;
+            }
+        }
+        let _ = std::fs::remove_dir_all(&c);
+        cli = Some((fsname.clone(), median_f(lt), median_f(ft), err));
+    }
+    let cli_script = a.cli_script.as_ref().map(|s| {
+        log(&format!("CLI: {s}"));
+        let out = Command::new("bash")
+            .arg(s)
+            .env("LOCKFOLDER_BIN", a.cli.clone().unwrap_or_default())
+            .output();
+        match out {
+            Ok(o) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                if o.status.success() {
+                    String::new()
+                } else {
+                    format!(
+                        "(exit {:?}) {}",
+                        o.status.code(),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                }
+            ),
+            Err(e) => format!("could not run: {e}"),
+        }
+    });
+    let elapsed = t0.elapsed();
+    let load_end = sh("cut -d' ' -f1-3 /proc/loadavg");
+
+    // ------------------------------------------------------------ report
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# lockfolder benchmark results\n");
+    if a.quick {
+        let _ = writeln!(
+            w,
+            "**Quick smoke run** (harness check, not a measurement).\n"
+        );
+    }
+    let _ = writeln!(
+        w,
+        "- Date: {started}; the run took {:.0} s.",
+        elapsed.as_secs_f64()
+    );
+    let _ = writeln!(w, "- Command: `{}`", a.command);
+    let _ = writeln!(
+        w,
+        "- Machine: {} CPUs ({}), Linux {}; load average {load_start} at the start, {load_end} at the end.",
+        sh("nproc"),
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'"),
+        sh("uname -r"),
+    );
+    let _ = writeln!(w, "- Toolchain: {}.", sh("rustc --version"));
+    if let Some(p) = &a.python {
+        let _ = writeln!(
+            w,
+            "- Python peers: {}.",
+            python_versions(p, a.peers.as_deref().unwrap_or(""))
+        );
+    }
+    if let Some(p) = &a.python_lf102 {
+        let _ = writeln!(
+            w,
+            "- lockfolder 1.0.2 venv: {}.",
+            python_versions(p, a.peers.as_deref().unwrap_or(""))
+        );
+    }
+    if !a.note.is_empty() {
+        let _ = writeln!(w, "- Note: {}", a.note);
+    }
+    let _ = writeln!(
+        w,
+        "- Plan: medians over {} repeats; contended runs last {} s each; recovery: {} repeats, giving up after {} s; waiter CPU over {} s.",
+        plan.reps,
+        plan.hot_secs,
+        plan.rec_reps,
+        plan.give_up.as_secs(),
+        plan.cpu_secs
+    );
+    let _ = writeln!(
+        w,
+        "\n| cell | folder | filesystem (`stat -f -c %T`) |\n|---|---|---|"
+    );
+    for r in &results {
+        let _ = writeln!(w, "| {} | `{}` | {} |", r.name, r.dir.display(), r.fstype);
+    }
+    for (n, why) in &missing {
+        let _ = writeln!(w, "\n{n}: **not available** ({why}).");
+    }
+    let _ = writeln!(w);
+
+    // Targets on the first filesystem (tmpfs by convention).
+    let mut mutex_failed = false;
+    let mut rust_broken = false;
+    let t = &results[0];
+    let lf = |r: &FsResults| {
+        r.uncontended
+            .iter()
+            .find(|(i, _)| i.key == "lockfolder")
+            .and_then(|(_, v)| v.as_ref().ok().copied())
+    };
+    let _ = writeln!(
+        w,
+        "## Targets of issue 3 (measured on `{}`, reported, not asserted)\n",
+        t.name
+    );
+    let _ = writeln!(w, "| target | measured | met |\n|---|---|---|");
+    let yes = |b: bool| if b { "yes" } else { "**no**" };
+    if let (Some(l), Some(f)) = (lf(t), t.raw_floor) {
+        let x = f / l;
+        let _ = writeln!(w, "| uncontended Rust cycle ≥ 0.8× the raw-syscall floor's throughput | {x:.2}× ({} vs {}) | {} |", fmt_ns(l), fmt_ns(f), yes(x >= 0.8));
+    }
+    if let Some(h) = hot(t, "lockfolder", 4) {
+        if let (Some(p50), Some(p99)) = (h.p50, h.p99) {
+            let _ = writeln!(
+                w,
+                "| handoff p50 ≤ 100 µs at N = 4 | {} | {} |",
+                fmt_ns(p50),
+                yes(p50 <= 100e3)
+            );
+            let _ = writeln!(
+                w,
+                "| handoff p99 ≤ 2 ms at N = 4 | {} | {} |",
+                fmt_ns(p99),
+                yes(p99 <= 2e6)
+            );
+        }
+    }
+    if let Some(h) = hot(t, "lockfolder", 8) {
+        if let Some(fair) = h.fairness {
+            let _ = writeln!(
+                w,
+                "| fairness ≥ 0.8 at N = 8 | {fair:.2} | {} |",
+                yes(fair >= 0.8)
+            );
+        }
+    }
+    if let Some((_, rec)) = t.recovery.iter().find(|(i, _)| i.key == "lockfolder") {
+        let m = rec.median;
+        let _ = writeln!(
+            w,
+            "| recovery after SIGKILL: median ≤ 2 ms | {} | {} |",
+            m.map(fmt_ns).unwrap_or("never".into()),
+            yes(m.is_some_and(|m| m <= 2e6))
+        );
+    }
+    if let Some((_, Ok(c))) = t.cpu.iter().find(|(i, _)| i.key == "lockfolder") {
+        let _ = writeln!(
+            w,
+            "| waiter blocked {} s uses < 1 % CPU | {c:.3} % | {} |",
+            plan.cpu_secs,
+            yes(*c < 1.0)
+        );
+    }
+    let mut lf_cells = 0;
+    let mut lf_fail = 0;
+    for r in &results {
+        for (i, _, h) in &r.hot {
+            if i.folder && i.key != "lf102" {
+                lf_cells += 1;
+                if !h.exclusive {
+                    lf_fail += 1;
+                }
+            }
+        }
+    }
+    let _ = writeln!(w, "| zero mutual-exclusion failures in every cell (lockfolder, all filesystems) | {lf_fail} failing of {lf_cells} cells | {} |", yes(lf_fail == 0));
+    let _ = writeln!(w);
+
+    for r in &results {
+        let _ = writeln!(w, "## {} (`{}`)\n", r.name, r.fstype);
+        let _ = writeln!(w, "### Uncontended acquire + release cycle\n");
+        let lf_ns = lf(r);
+        let self_ns = r
+            .uncontended
+            .iter()
+            .find(|(i, _)| i.key == "self")
+            .and_then(|(_, v)| v.as_ref().ok().copied());
+        let _ = writeln!(w, "| lock | per cycle (median) | cycles/s | throughput vs raw floor | lockfolder (Rust) is × faster | lockfolder (Python face) is × faster |\n|---|---|---|---|---|---|");
+        let floor_row = |w: &mut String, name: &str, ns: Option<f64>| {
+            if let Some(ns) = ns {
+                let _ = writeln!(
+                    w,
+                    "| {name} | {} | {:.0} | {} | {} | {} |",
+                    fmt_ns(ns),
+                    1e9 / ns,
+                    ratio(r.raw_floor.map(|f| f / ns)),
+                    ratio(lf_ns.map(|l| ns / l)),
+                    ratio(self_ns.map(|s| ns / s))
+                );
+            }
+        };
+        floor_row(w, "floor: raw check-bid-check syscalls (Rust)", r.raw_floor);
+        floor_row(w, "floor: flock + unlock (Rust)", r.flock_floor);
+        if let Some(e) = &r.floor_err {
+            let _ = writeln!(w, "| floor | error: {e} | | | | |");
+            rust_broken = true;
+        }
+        for (i, v) in &r.uncontended {
+            match v {
+                Ok(ns) => floor_row(w, &i.name, Some(*ns)),
+                Err(e) => {
+                    if !i.python {
+                        rust_broken = true;
+                    }
+                    let _ = writeln!(w, "| {} | error: {} | | | | |", i.name, e.replace('|', "/"));
+                }
+            }
+        }
+        let _ = writeln!(w, "\n### Contended: N processes in a hot loop (acquire → read-modify-write a counter file → release)\n");
+        let _ = writeln!(w, "| lock | N | acquisitions/s | fairness (min/max) | handoff p50 | handoff p99 | counter = Σ acquisitions | lockfolder (Rust) ÷ this, throughput | this ÷ lockfolder (Rust), p99 |\n|---|---|---|---|---|---|---|---|---|");
+        for (i, n, h) in &r.hot {
+            if let Some(e) = &h.error {
+                if h.runs.is_empty() {
+                    if !i.python {
+                        rust_broken = true;
+                    }
+                    let _ = writeln!(
+                        w,
+                        "| {} | {n} | error: {} | | | | | | |",
+                        i.name,
+                        e.replace('|', "/")
+                    );
+                    continue;
+                }
+            }
+            let base = hot(r, "lockfolder", *n);
+            let excl = if h.exclusive {
+                format!("yes ({} runs)", h.runs.len())
+            } else {
+                if !i.python {
+                    mutex_failed = true;
+                }
+                let bad: Vec<String> = h
+                    .runs
+                    .iter()
+                    .filter(|c| !c.exclusive())
+                    .map(|c| format!("{} ≠ {}", c.counter, c.total))
+                    .collect();
+                format!("**NO**: {}", bad.join(", "))
+            };
+            let note = h
+                .error
+                .as_ref()
+                .map(|e| format!(" (and an error: {})", e.replace('|', "/")))
+                .unwrap_or_default();
+            let _ = writeln!(
+                w,
+                "| {} | {n} | {:.0} | {} | {} | {} | {excl}{note} | {} | {} |",
+                i.name,
+                h.rate.unwrap_or(0.0),
+                h.fairness.map(|f| format!("{f:.2}")).unwrap_or("–".into()),
+                fmt_opt_ns(h.p50),
+                fmt_opt_ns(h.p99),
+                ratio(base.and_then(|b| Some(b.rate? / h.rate?))),
+                ratio(base.and_then(|b| Some(h.p99? / b.p99?))),
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n### Recovery after SIGKILL of the holder, a waiter present\n"
+        );
+        let _ = writeln!(
+            w,
+            "| lock | median kill → waiter holds | min | max | repeats |\n|---|---|---|---|---|"
+        );
+        for (i, rec) in &r.recovery {
+            let min = rec.times.iter().cloned().fold(f64::INFINITY, f64::min);
+            let max = rec.times.iter().cloned().fold(0.0, f64::max);
+            let med = match (rec.median, rec.never) {
+                (Some(m), 0) => fmt_ns(m),
+                (Some(m), k) => format!("{} ({k} never)", fmt_ns(m)),
+                (None, k) if k > 0 => format!("never (within {} s)", plan.give_up.as_secs()),
+                (None, _) => format!(
+                    "error: {}",
+                    rec.error.clone().unwrap_or_default().replace('|', "/")
+                ),
+            };
+            if rec.median.is_none() && rec.never == 0 && !i.python {
+                rust_broken = true;
+            }
+            let extra = if i.key == "flufl" {
+                " (lifetime 3 s: frees only when it expires)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                w,
+                "| {}{extra} | {med} | {} | {} | {} |",
+                i.name,
+                if rec.times.is_empty() {
+                    "–".into()
+                } else {
+                    fmt_ns(min)
+                },
+                if rec.times.is_empty() {
+                    "–".into()
+                } else {
+                    fmt_ns(max)
+                },
+                rec.times.len() + rec.never
+            );
+        }
+        let _ = writeln!(
+            w,
+            "\n### Waiter CPU: one process blocked {} s on a held lock\n",
+            plan.cpu_secs
+        );
+        let _ = writeln!(w, "| lock | CPU used while waiting |\n|---|---|");
+        for (i, c) in &r.cpu {
+            match c {
+                Ok(p) => {
+                    let _ = writeln!(w, "| {} | {p:.3} % |", i.name);
+                }
+                Err(e) => {
+                    if !i.python {
+                        rust_broken = true;
+                    }
+                    let _ = writeln!(w, "| {} | error: {} |", i.name, e.replace('|', "/"));
+                }
+            }
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(
+        w,
+        "## `lockfolder run DIR -- true` vs `flock FILE true` (issue 4)\n"
+    );
+    match &cli {
+        Some((fsname, Some(l), Some(f), None)) => {
+            let _ = writeln!(
+                w,
+                "| command | wall time (median of {}, {fsname}) |\n|---|---|",
+                plan.cli_reps
+            );
+            let _ = writeln!(
+                w,
+                "| `lockfolder run DIR -- true` | {} |\n| `flock FILE true` | {} |",
+                fmt_ns(*l),
+                fmt_ns(*f)
+            );
+            let _ = writeln!(
+                w,
+                "\nRatio lockfolder run ÷ flock: **{:.2}×** (target ≤ 1.5×: {}).\n",
+                l / f,
+                yes(l / f <= 1.5)
+            );
+        }
+        Some((_, _, _, Some(e))) => {
+            let _ = writeln!(w, "Not measured: {e}\n");
+        }
+        _ => {
+            let _ = writeln!(
+                w,
+                "Not measured: the `lockfolder` CLI binary is not available ({}).\n",
+                a.cli_missing
+            );
+        }
+    }
+    if let Some(out) = cli_script {
+        let _ = writeln!(
+            w,
+            "Output of `crates/lockfolder-cli/bench/run_vs_flock.sh`:\n\n```\n{}\n```\n",
+            out.trim()
+        );
+    }
+    let _ = writeln!(w, "## Shared and slots rows (issue 7)\n\nNot available: the core crate has no shared-lock or slots API yet.\n");
+    let _ = writeln!(w, "## How to read this\n\nSee `bench/README.md`. Absolute numbers on a shared machine are noise; compare the ratios, which come from the same run.");
+
+    std::fs::write(&a.out, &md).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    log(&format!("wrote {}", a.out.display()));
+    print!("{md}");
+    if mutex_failed {
+        eprintln!("lockfolder-bench: MUTUAL EXCLUSION FAILED for a Rust lock (see the report)");
+        return Ok(1);
+    }
+    if a.quick && rust_broken {
+        eprintln!("lockfolder-bench: a Rust cell could not be measured (see the report)");
+        return Ok(1);
+    }
+    Ok(0)
+}
