@@ -1,0 +1,38 @@
+//! The configurations checked in CI, by name.
+
+use crate::model::{Config, Flavor, Mutant, Reader};
+
+/// Configurations of the real protocol, which must pass every check.
+pub fn real() -> Vec<(&'static str, Config)> {
+    vec![
+        ("ours-3", Config::ours(3, 1)),
+        (
+            "ours-2+legacy-1",
+            Config {
+                flavors: vec![Flavor::Ours, Flavor::Ours, Flavor::Legacy],
+                ..Config::ours(3, 1)
+            },
+        ),
+    ]
+}
+
+/// The mutants, each of which must be caught, with the configuration used.
+pub fn mutants() -> Vec<(&'static str, Config)> {
+    let base = Config::ours(3, 1);
+    vec![
+        (
+            "a-live-judged-dead",
+            base.clone().with(Mutant::LiveJudgedDead),
+        ),
+        (
+            "b-name-before-content",
+            base.clone().with(Mutant::NameBeforeContent(Reader::Delete)),
+        ),
+        ("c-stale-snapshot", base.clone().with(Mutant::StaleSnapshot)),
+        ("d-fixed-name", base.clone().with(Mutant::FixedName)),
+        (
+            "e-lowest-enters-at-once",
+            base.with(Mutant::LowestEntersAtOnce),
+        ),
+    ]
+}

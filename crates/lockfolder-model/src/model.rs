@@ -1,0 +1,828 @@
+//! The protocol as a state machine: the folder, the contenders and every
+//! atomic step one of them can take. `docs/model.md` maps each step to
+//! `crates/lockfolder/src/protocol.rs`.
+//!
+//! A state is small and canonical so that it can be hashed:
+//!
+//! * the folder holds at most one entry per *incarnation* (a process: a slot
+//!   and a restart count). An incarnation has at most one temporary or bid at
+//!   a time, so the pair names the entry uniquely, like the UUID in a real bid
+//!   name. When an entry is deleted, every pending reference to it is dropped
+//!   too, so the pair can be reused later without aliasing a unique name.
+//! * tokens are *ranks* among the ages in use (0 = oldest), renumbered after
+//!   every step, so unbounded retries and new sessions stay finite.
+
+use std::fmt;
+
+/// Contender slots in one configuration, at most.
+pub const MAX_PROCS: usize = 3;
+/// Incarnations per slot (so at most two restarts of one slot).
+pub const MAX_INC: usize = 3;
+/// Distinct entry identities: one per incarnation.
+pub const NIDS: usize = MAX_PROCS * MAX_INC;
+/// "No value" for ranks and removal targets.
+pub const NONE: u8 = u8::MAX;
+
+/// Which code a contender runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    /// `Waiter::wait` of this crate: age tokens, keep-or-withdraw tie-break.
+    Ours,
+    /// lockfolder 1.0.2: bids without a token, withdraws on seeing any other
+    /// bid, retries from step 10.
+    Legacy,
+}
+
+/// What a reader does with a bid whose name is there but whose content is not
+/// yet (mutant b only; real bids appear whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// Judges it junk and deletes it by its name.
+    Delete,
+    /// Ignores it.
+    Skip,
+    /// Treats it as a live rival that can never be judged (what the crate does
+    /// with a bid it cannot parse).
+    Honour,
+}
+
+/// A deliberate fault in the protocol, which the checker must catch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// The protocol as implemented.
+    None,
+    /// (a) The liveness verdict may call a live bid's owner dead.
+    LiveJudgedDead,
+    /// (b) A bid's name appears before its content (no temporary + rename).
+    NameBeforeContent(Reader),
+    /// (c) A listing may return the contender's previous listing (a cached
+    /// directory, as NFS clients keep), updated only with its own bid.
+    StaleSnapshot,
+    /// (d) Bids are named per contender (a fixed name reused by every bid and
+    /// incarnation of that contender, like a PID file), published by a rename
+    /// that replaces, and removed by that name.
+    FixedName,
+    /// (e) The lowest token enters at once even though it saw a rival.
+    LowestEntersAtOnce,
+    /// The seed's tie-break: whoever sees a rival withdraws (no token order).
+    /// Not a safety fault; used to show the livelock detector works.
+    SymmetricWithdraw,
+}
+
+/// One configuration to check.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The contenders, at most [`MAX_PROCS`].
+    pub flavors: Vec<Flavor>,
+    /// Crashes allowed in total; each crashed slot may restart as a new
+    /// incarnation (new PID).
+    pub crashes: u8,
+    /// The fault under test.
+    pub mutant: Mutant,
+    /// If true, a new waiter's age may take any place in the order (wall
+    /// clocks can step backwards); if false it is always the youngest.
+    pub any_age_order: bool,
+    /// If true, a waiter may give up between attempts (timeout, cancel), which
+    /// withdraws its bid.
+    pub give_up: bool,
+}
+
+impl Config {
+    /// `n` contenders of ours, with `crashes` crashes, the real protocol.
+    pub fn ours(n: usize, crashes: u8) -> Config {
+        Config {
+            flavors: vec![Flavor::Ours; n],
+            crashes,
+            mutant: Mutant::None,
+            any_age_order: false,
+            give_up: true,
+        }
+    }
+
+    /// The same configuration with a mutant.
+    pub fn with(mut self, mutant: Mutant) -> Config {
+        self.mutant = mutant;
+        self
+    }
+}
+
+/// Entry kinds in the folder.
+pub mod kind {
+    /// No entry.
+    pub const ABSENT: u8 = 0;
+    /// `.lockfolder-<token>-<pid>-...tmp`: a bid being written.
+    pub const TEMP: u8 = 1;
+    /// `<token>.json` in our format, with a token.
+    pub const BID: u8 = 2;
+    /// A bid name with no content yet (mutant b).
+    pub const EMPTY: u8 = 3;
+    /// A 1.0.2 bid: PID only, no token that orders.
+    pub const LEGACY: u8 = 4;
+}
+
+/// One folder entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// One of [`kind`].
+    pub kind: u8,
+    /// Rank of the token's age, for temporaries and bids of ours.
+    pub age: u8,
+}
+
+/// What a listing has found so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Summary {
+    /// Our own bid was listed.
+    pub own: bool,
+    /// A live rival was listed (anything that keeps us from entering).
+    pub rival: bool,
+    /// Rank of the oldest rival token of ours, or [`NONE`].
+    pub oldest: u8,
+}
+
+impl Default for Summary {
+    fn default() -> Summary {
+        Summary {
+            own: false,
+            rival: false,
+            oldest: NONE,
+        }
+    }
+}
+
+/// Where a contender is in `Waiter::wait` / `Contender::attempt`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Pc {
+    /// Not contending (never started, released, gave up, or crashed).
+    #[default]
+    Idle,
+    /// Step 10: listing the folder, one entry at a time.
+    Scan10,
+    /// Step 30: listing the folder with our bid in place.
+    Scan30,
+    /// Step 20: temporary written; next, rename it into place.
+    Rename,
+    /// Mutant b: bid name created empty; next, write its content.
+    WriteContent,
+    /// Step 40: decided to withdraw; next, delete our bid.
+    Withdraw,
+    /// Step 50: holding the lock.
+    Held,
+}
+
+/// One contender slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Proc {
+    /// The current incarnation runs (false: crashed and not restarted).
+    pub alive: bool,
+    /// Incarnation number: each restart is a new process with a new PID.
+    pub inc: u8,
+    /// Program counter.
+    pub pc: Pc,
+    /// Rank of this waiter's age token, or [`NONE`].
+    pub age: u8,
+    /// The listing in progress.
+    pub sum: Summary,
+    /// Entries present when the listing began and not yet read (bit per id):
+    /// a listing cannot finish before it has read them, unless they vanish.
+    pub pending: u16,
+    /// An entry judged stale (or junk), to be removed next, or [`NONE`].
+    pub target: u8,
+    /// Mutant c: the last fresh listing, which a cached listing returns.
+    pub snap: Summary,
+}
+
+impl Default for Proc {
+    fn default() -> Proc {
+        Proc {
+            alive: false,
+            inc: 0,
+            pc: Pc::Idle,
+            age: NONE,
+            sum: Summary::default(),
+            pending: 0,
+            target: NONE,
+            snap: Summary::default(),
+        }
+    }
+}
+
+/// The whole system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    /// Contender slots; only the first `flavors.len()` are used.
+    pub procs: [Proc; MAX_PROCS],
+    /// The folder, by entry identity.
+    pub dir: [Entry; NIDS],
+    /// Crashes still allowed.
+    pub crashes_left: u8,
+    /// Contenders in use.
+    pub n: u8,
+}
+
+/// One step, for traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Begins waiting: takes an age and starts step 10.
+    Start,
+    /// Reads one entry (by id) during a listing.
+    Read(u8),
+    /// Reads one entry and (wrongly) judges its live owner dead (mutant a).
+    ReadWrongVerdict(u8),
+    /// Deletes the entry judged stale.
+    RemoveStale(u8),
+    /// Ends the listing and acts on it.
+    Finish,
+    /// Ends the listing with the cached result (mutant c).
+    FinishCached,
+    /// Renames the temporary into place (the bid appears whole).
+    Publish,
+    /// Writes the content of a bid whose name already exists (mutant b).
+    WriteContent,
+    /// Deletes its own bid (step 40).
+    Withdraw,
+    /// Deletes its own bid (step 60).
+    Release,
+    /// Gives up between attempts (timeout or cancel), withdrawing any bid.
+    GiveUp,
+    /// The process dies: its entries stay.
+    Crash,
+    /// A new incarnation (new PID) starts in the slot.
+    Restart,
+}
+
+/// A step taken by one contender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Action {
+    /// Slot.
+    pub proc: u8,
+    /// What it did.
+    pub step: Step,
+}
+
+/// Letter of a slot in traces.
+pub fn slot_name(p: usize) -> char {
+    (b'A' + p as u8) as char
+}
+
+fn id_of(slot: usize, inc: u8) -> usize {
+    slot * MAX_INC + inc as usize
+}
+
+/// Describes an entry identity as `A1` (slot A, incarnation 1).
+pub fn id_name(id: u8) -> String {
+    let id = id as usize;
+    format!("{}{}", slot_name(id / MAX_INC), id % MAX_INC)
+}
+
+impl State {
+    /// Everyone idle and alive, the folder empty.
+    pub fn initial(cfg: &Config) -> State {
+        let mut procs = [Proc::default(); MAX_PROCS];
+        for p in procs.iter_mut().take(cfg.flavors.len()) {
+            p.alive = true;
+        }
+        State {
+            procs,
+            dir: [Entry::default(); NIDS],
+            crashes_left: cfg.crashes,
+            n: cfg.flavors.len() as u8,
+        }
+    }
+
+    /// Contenders in the critical section (alive and holding).
+    pub fn holders(&self) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.alive && p.pc == Pc::Held)
+            .count()
+    }
+
+    fn owner_alive(&self, id: usize) -> bool {
+        let p = &self.procs[id / MAX_INC];
+        p.alive && p.inc as usize == id % MAX_INC
+    }
+
+    fn present_mask(&self) -> u16 {
+        let mut m = 0;
+        for (i, e) in self.dir.iter().enumerate() {
+            if e.kind != kind::ABSENT {
+                m |= 1 << i;
+            }
+        }
+        m
+    }
+
+    fn start_scan(&mut self, p: usize, pc: Pc) {
+        let mask = self.present_mask();
+        let pr = &mut self.procs[p];
+        pr.pc = pc;
+        pr.pending = mask;
+        pr.sum = Summary::default();
+        pr.target = NONE;
+    }
+
+    /// Deletes entry `id` by its name. Temporaries always have unique names;
+    /// with mutant d a bid's name is its slot's, so deleting it deletes
+    /// whichever bid of that slot is there now.
+    fn delete(&mut self, cfg: &Config, id: usize) {
+        let fixed = cfg.mutant == Mutant::FixedName && self.dir[id].kind != kind::TEMP;
+        let ids: Vec<usize> = if fixed {
+            let slot = id / MAX_INC;
+            (0..MAX_INC)
+                .map(|i| id_of(slot, i as u8))
+                .filter(|&i| self.dir[i].kind != kind::TEMP)
+                .collect()
+        } else {
+            vec![id]
+        };
+        for i in ids {
+            if self.dir[i].kind == kind::ABSENT {
+                continue;
+            }
+            self.dir[i] = Entry::default();
+            for q in self.procs.iter_mut() {
+                q.pending &= !(1 << i);
+                // A unique name, once deleted, is never published again:
+                // a removal still planned for it can only find nothing.
+                if !fixed && q.target as usize == i {
+                    q.target = NONE;
+                }
+            }
+        }
+    }
+
+    /// Deletes the contender's own bid, by the name it would use.
+    fn delete_own(&mut self, cfg: &Config, p: usize) {
+        let id = id_of(p, self.procs[p].inc);
+        self.delete(cfg, id);
+    }
+
+    /// Renumbers ranks 0.. keeping their order.
+    fn normalize(&mut self) {
+        let mut used = [false; 256];
+        for p in &self.procs {
+            used[p.age as usize] = true;
+            used[p.sum.oldest as usize] = true;
+            used[p.snap.oldest as usize] = true;
+        }
+        for e in &self.dir {
+            if e.kind == kind::TEMP || e.kind == kind::BID || e.kind == kind::EMPTY {
+                used[e.age as usize] = true;
+            }
+        }
+        let mut map = [NONE; 256];
+        let mut next = 0u8;
+        for (v, u) in used.iter().enumerate().take(255) {
+            if *u {
+                map[v] = next;
+                next += 1;
+            }
+        }
+        for p in self.procs.iter_mut() {
+            p.age = map[p.age as usize];
+            p.sum.oldest = map[p.sum.oldest as usize];
+            p.snap.oldest = map[p.snap.oldest as usize];
+        }
+        for e in self.dir.iter_mut() {
+            if e.kind == kind::TEMP || e.kind == kind::BID || e.kind == kind::EMPTY {
+                e.age = map[e.age as usize];
+            } else {
+                e.age = 0;
+            }
+        }
+    }
+
+    /// Every step contender `p` can take (all contenders if `only` is None),
+    /// with the state it leads to.
+    pub fn successors(&self, cfg: &Config, only: Option<usize>, out: &mut Vec<(Action, State)>) {
+        out.clear();
+        for p in 0..cfg.flavors.len() {
+            if only.is_some_and(|o| o != p) {
+                continue;
+            }
+            self.steps_of(cfg, p, only.is_some(), out);
+        }
+        for (_, s) in out.iter_mut() {
+            s.normalize();
+        }
+    }
+
+    fn steps_of(&self, cfg: &Config, p: usize, solo: bool, out: &mut Vec<(Action, State)>) {
+        let pr = self.procs[p];
+        let flavor = cfg.flavors[p];
+        let mut push = |step: Step, s: State| {
+            out.push((
+                Action {
+                    proc: p as u8,
+                    step,
+                },
+                s,
+            ))
+        };
+        if !pr.alive {
+            if !solo && (pr.inc as usize) + 1 < MAX_INC {
+                let mut s = self.clone();
+                let q = &mut s.procs[p];
+                q.alive = true;
+                q.inc += 1;
+                push(Step::Restart, s);
+            }
+            return;
+        }
+        if !solo && self.crashes_left > 0 {
+            let mut s = self.clone();
+            s.crashes_left -= 1;
+            s.procs[p] = Proc {
+                inc: pr.inc,
+                ..Proc::default()
+            };
+            push(Step::Crash, s);
+        }
+        let my_id = id_of(p, pr.inc);
+        match pr.pc {
+            Pc::Idle => {
+                // Contender::new: the age token is "now". Ranks are 2k+1 for
+                // the existing ages; the new one is 2j, placed before the
+                // j-th (or after all).
+                let mut existing = 0u8;
+                {
+                    let mut s = self.clone();
+                    s.normalize();
+                    for q in &s.procs {
+                        if q.age != NONE {
+                            existing = existing.max(q.age + 1);
+                        }
+                        if q.sum.oldest != NONE {
+                            existing = existing.max(q.sum.oldest + 1);
+                        }
+                        if q.snap.oldest != NONE {
+                            existing = existing.max(q.snap.oldest + 1);
+                        }
+                    }
+                    for e in &s.dir {
+                        if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
+                            existing = existing.max(e.age + 1);
+                        }
+                    }
+                }
+                let places: Vec<u8> = if flavor == Flavor::Legacy {
+                    vec![NONE]
+                } else if cfg.any_age_order {
+                    (0..=existing).collect()
+                } else {
+                    vec![existing]
+                };
+                for j in places {
+                    let mut s = self.clone();
+                    s.normalize();
+                    if j != NONE {
+                        let spread = |v: &mut u8| {
+                            if *v != NONE {
+                                *v = 2 * *v + 1
+                            }
+                        };
+                        for q in s.procs.iter_mut() {
+                            spread(&mut q.age);
+                            spread(&mut q.sum.oldest);
+                            spread(&mut q.snap.oldest);
+                        }
+                        for e in s.dir.iter_mut() {
+                            if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
+                                spread(&mut e.age);
+                            }
+                        }
+                        s.procs[p].age = 2 * j;
+                    }
+                    s.start_scan(p, Pc::Scan10);
+                    push(Step::Start, s);
+                }
+            }
+            Pc::Scan10 | Pc::Scan30 if pr.target != NONE => {
+                let mut s = self.clone();
+                let t = pr.target as usize;
+                s.procs[p].target = NONE;
+                s.delete(cfg, t);
+                push(Step::RemoveStale(t as u8), s);
+            }
+            Pc::Scan10 | Pc::Scan30 => {
+                for id in 0..NIDS {
+                    if self.dir[id].kind == kind::ABSENT {
+                        continue;
+                    }
+                    for wrong in [false, true] {
+                        if let Some(s) = self.read(cfg, p, id, wrong) {
+                            push(
+                                if wrong {
+                                    Step::ReadWrongVerdict(id as u8)
+                                } else {
+                                    Step::Read(id as u8)
+                                },
+                                s,
+                            );
+                        }
+                    }
+                }
+                if pr.pending == 0 {
+                    let mut s = self.clone();
+                    s.finish(cfg, p, pr.sum);
+                    push(Step::Finish, s);
+                }
+                if cfg.mutant == Mutant::StaleSnapshot {
+                    let mut sum = pr.snap;
+                    sum.own = pr.pc == Pc::Scan30 && self.dir[my_id].kind != kind::ABSENT;
+                    let mut s = self.clone();
+                    s.finish_with(cfg, p, sum);
+                    push(Step::FinishCached, s);
+                }
+                // Between attempts (before a listing has read anything), a
+                // waiter may time out or be cancelled: it withdraws its bid.
+                if cfg.give_up && flavor == Flavor::Ours && pr.sum == Summary::default() {
+                    let mut s = self.clone();
+                    if pr.pc == Pc::Scan30 {
+                        s.delete_own(cfg, p);
+                    }
+                    s.procs[p] = Proc {
+                        alive: true,
+                        inc: pr.inc,
+                        snap: pr.snap,
+                        ..Proc::default()
+                    };
+                    push(Step::GiveUp, s);
+                }
+            }
+            Pc::Rename => {
+                let mut s = self.clone();
+                if cfg.mutant == Mutant::FixedName {
+                    // The bid's name is the slot's: the rename replaces
+                    // whatever bid has it (an earlier incarnation's).
+                    for i in 0..MAX_INC {
+                        let other = id_of(p, i as u8);
+                        if other != my_id {
+                            s.delete(cfg, other);
+                        }
+                    }
+                }
+                if s.dir[my_id].kind == kind::TEMP {
+                    s.dir[my_id].kind = kind::BID;
+                    s.start_scan(p, Pc::Scan30);
+                } else {
+                    // The temporary was removed under us: bid() fails and the
+                    // error ends the wait.
+                    s.procs[p] = Proc {
+                        alive: true,
+                        inc: pr.inc,
+                        snap: pr.snap,
+                        ..Proc::default()
+                    };
+                }
+                push(Step::Publish, s);
+            }
+            Pc::WriteContent => {
+                let mut s = self.clone();
+                if s.dir[my_id].kind == kind::EMPTY {
+                    s.dir[my_id].kind = kind::BID;
+                }
+                // If the name was deleted, the content goes to an unlinked
+                // file: the bid is simply gone, and step 30 will say so.
+                s.start_scan(p, Pc::Scan30);
+                push(Step::WriteContent, s);
+            }
+            Pc::Withdraw => {
+                let mut s = self.clone();
+                s.delete_own(cfg, p);
+                match flavor {
+                    Flavor::Ours => s.start_scan(p, Pc::Scan10),
+                    Flavor::Legacy => s.procs[p].pc = Pc::Idle,
+                }
+                push(Step::Withdraw, s);
+            }
+            Pc::Held => {
+                let mut s = self.clone();
+                s.delete_own(cfg, p);
+                s.procs[p].pc = Pc::Idle;
+                s.procs[p].age = NONE;
+                push(Step::Release, s);
+            }
+        }
+    }
+
+    /// Reads entry `id` in `p`'s listing; `wrong` asks for the mutant-a
+    /// verdict (None if that makes no difference).
+    fn read(&self, cfg: &Config, p: usize, id: usize, wrong: bool) -> Option<State> {
+        let pr = self.procs[p];
+        let e = self.dir[id];
+        let mut s = self.clone();
+        let q = &mut s.procs[p];
+        q.pending &= !(1 << id);
+        let own = pr.pc == Pc::Scan30
+            && if cfg.mutant == Mutant::FixedName {
+                id / MAX_INC == p
+            } else {
+                id == id_of(p, pr.inc)
+            };
+        let alive = self.owner_alive(id);
+        if wrong {
+            // Only the liveness verdict of a live bid's owner can be wrong.
+            let applies = cfg.mutant == Mutant::LiveJudgedDead
+                && cfg.flavors[p] == Flavor::Ours
+                && !own
+                && alive
+                && matches!(e.kind, kind::BID | kind::LEGACY);
+            if !applies {
+                return None;
+            }
+            q.target = id as u8;
+            return Some(s);
+        }
+        if own {
+            q.sum.own = true;
+            return Some(s);
+        }
+        match (cfg.flavors[p], e.kind) {
+            (Flavor::Ours, kind::TEMP) => {
+                if !alive {
+                    q.target = id as u8;
+                }
+            }
+            (Flavor::Ours, kind::BID) => {
+                if alive {
+                    q.sum.rival = true;
+                    q.sum.oldest = q.sum.oldest.min(e.age);
+                } else {
+                    q.target = id as u8;
+                }
+            }
+            (_, kind::LEGACY) | (Flavor::Legacy, kind::BID) => {
+                if alive {
+                    q.sum.rival = true;
+                } else {
+                    q.target = id as u8;
+                }
+            }
+            (Flavor::Ours, kind::EMPTY) => match cfg.mutant {
+                Mutant::NameBeforeContent(Reader::Delete) => q.target = id as u8,
+                Mutant::NameBeforeContent(Reader::Skip) => {}
+                _ => q.sum.rival = true,
+            },
+            (Flavor::Legacy, kind::EMPTY) => q.sum.rival = true,
+            // 1.0.2 lists only names ending in .json.
+            (Flavor::Legacy, kind::TEMP) => {}
+            _ => unreachable!("entry kind {}", e.kind),
+        }
+        Some(s)
+    }
+
+    fn finish(&mut self, cfg: &Config, p: usize, sum: Summary) {
+        if cfg.mutant == Mutant::StaleSnapshot {
+            self.procs[p].snap = Summary { own: false, ..sum };
+        }
+        self.finish_with(cfg, p, sum);
+    }
+
+    /// The decision at the end of a listing (`Contender::attempt`).
+    fn finish_with(&mut self, cfg: &Config, p: usize, sum: Summary) {
+        let pr = self.procs[p];
+        let my_id = id_of(p, pr.inc);
+        let symmetric = cfg.mutant == Mutant::SymmetricWithdraw;
+        let older = sum.oldest < pr.age;
+        match (cfg.flavors[p], pr.pc) {
+            (Flavor::Ours, Pc::Scan10) => {
+                if sum.rival && (symmetric || older) {
+                    // Wait: sleep, then attempt again from step 10.
+                    self.start_scan(p, Pc::Scan10);
+                } else if let Mutant::NameBeforeContent(_) = cfg.mutant {
+                    self.dir[my_id] = Entry {
+                        kind: kind::EMPTY,
+                        age: pr.age,
+                    };
+                    self.procs[p].pc = Pc::WriteContent;
+                } else {
+                    // Step 20: write the temporary (its name carries our PID).
+                    self.dir[my_id] = Entry {
+                        kind: kind::TEMP,
+                        age: pr.age,
+                    };
+                    self.procs[p].pc = Pc::Rename;
+                }
+            }
+            (Flavor::Ours, Pc::Scan30) => {
+                if !sum.own {
+                    // Our bid vanished: never enter without it; bid again.
+                    self.start_scan(p, Pc::Scan10);
+                } else if !sum.rival {
+                    self.procs[p].pc = Pc::Held;
+                } else if symmetric || older {
+                    self.procs[p].pc = Pc::Withdraw;
+                } else if cfg.mutant == Mutant::LowestEntersAtOnce {
+                    self.procs[p].pc = Pc::Held;
+                } else {
+                    // The oldest keeps its bid and lists again.
+                    self.start_scan(p, Pc::Scan30);
+                }
+            }
+            (Flavor::Legacy, Pc::Scan10) => {
+                if sum.rival {
+                    self.procs[p].pc = Pc::Idle;
+                } else {
+                    if cfg.mutant == Mutant::FixedName {
+                        for i in 0..MAX_INC {
+                            let other = id_of(p, i as u8);
+                            if other != my_id {
+                                self.delete(cfg, other);
+                            }
+                        }
+                    }
+                    self.dir[my_id] = Entry {
+                        kind: kind::LEGACY,
+                        age: 0,
+                    };
+                    self.start_scan(p, Pc::Scan30);
+                }
+            }
+            (Flavor::Legacy, Pc::Scan30) => {
+                if !sum.own {
+                    self.procs[p].pc = Pc::Idle;
+                } else if sum.rival {
+                    self.procs[p].pc = Pc::Withdraw;
+                } else {
+                    self.procs[p].pc = Pc::Held;
+                }
+            }
+            _ => unreachable!("finish outside a listing"),
+        }
+        let q = &mut self.procs[p];
+        if q.pc != Pc::Scan10 && q.pc != Pc::Scan30 {
+            q.sum = Summary::default();
+            q.pending = 0;
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = slot_name(self.proc as usize);
+        match self.step {
+            Step::Start => write!(
+                f,
+                "{who} starts waiting (takes an age token), step 10 listing"
+            ),
+            Step::Read(id) => write!(f, "{who} lists entry {}", id_name(id)),
+            Step::ReadWrongVerdict(id) => write!(
+                f,
+                "{who} lists entry {} and wrongly judges its live owner dead",
+                id_name(id)
+            ),
+            Step::RemoveStale(id) => write!(f, "{who} removes entry {} as stale", id_name(id)),
+            Step::Finish => write!(f, "{who} ends its listing and decides"),
+            Step::FinishCached => write!(f, "{who} gets a cached (old) listing and decides"),
+            Step::Publish => write!(
+                f,
+                "{who} renames its temporary into place (bid appears whole)"
+            ),
+            Step::WriteContent => write!(f, "{who} writes its bid's content"),
+            Step::Withdraw => write!(f, "{who} withdraws its bid (step 40)"),
+            Step::Release => write!(f, "{who} releases: deletes its bid (step 60)"),
+            Step::GiveUp => write!(f, "{who} gives up waiting, withdrawing any bid"),
+            Step::Crash => write!(f, "{who} crashes, leaving its entries"),
+            Step::Restart => write!(f, "{who} restarts as a new process (new PID)"),
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "folder [")?;
+        let mut first = true;
+        for (i, e) in self.dir.iter().enumerate() {
+            let k = match e.kind {
+                kind::ABSENT => continue,
+                kind::TEMP => "temp",
+                kind::BID => "bid",
+                kind::EMPTY => "empty-bid",
+                _ => "1.0.2-bid",
+            };
+            if !first {
+                write!(f, ", ")?;
+            }
+            first = false;
+            write!(f, "{} {k}", id_name(i as u8))?;
+            if e.kind != kind::LEGACY {
+                write!(f, " age{}", e.age)?;
+            }
+        }
+        write!(f, "]")?;
+        for (i, p) in self.procs.iter().enumerate().take(self.n as usize) {
+            write!(f, "  {}{}:", slot_name(i), p.inc)?;
+            if !p.alive {
+                write!(f, "dead")?;
+                continue;
+            }
+            write!(f, "{:?}", p.pc)?;
+            if p.age != NONE {
+                write!(f, " age{}", p.age)?;
+            }
+        }
+        Ok(())
+    }
+}
