@@ -1,0 +1,31 @@
+"""lockfolder: a crash-safe inter-process mutex that needs nothing but a folder.
+
+::
+
+    from lockfolder import LockFolder
+
+    with LockFolder("/tmp/nightly-backup.lock", timeout=60):
+        ...  # only one process at a time runs here
+
+A contender checks the folder, bids by publishing ``<token>.json`` (its PID,
+process start time and host), checks again, and withdraws if it sees a rival;
+the bid is the lock until it is deleted. A bid whose process is provably gone
+is removed by the next contender, so a crash never leaves the lock stuck.
+Processes running lockfolder 1.0.2 can share a folder with this version, and
+``from lockfolder import lockfolder`` keeps the 1.x functions.
+"""
+
+from ._errors import LockCancelled, LockError, LockLost, LockTimeout
+from ._lock import LockFolder
+from ._lockfolder import CancelToken, Holder, __version__
+
+__all__ = [
+    "CancelToken",
+    "Holder",
+    "LockCancelled",
+    "LockError",
+    "LockFolder",
+    "LockLost",
+    "LockTimeout",
+    "__version__",
+]

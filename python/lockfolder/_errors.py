@@ -1,0 +1,54 @@
+"""The exceptions of lockfolder.
+
+Contention is not an error (``try_acquire()`` returns False). Failures of the
+operating system are raised as the usual ``OSError`` subclasses
+(``PermissionError``, ``FileNotFoundError``, ``NotADirectoryError``, ...) with
+``errno`` and ``filename`` set; the classes here are lockfolder's own.
+All of them pickle, so they cross ``multiprocessing`` boundaries intact.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Tuple, Union
+
+__all__ = ["LockError", "LockTimeout", "LockLost", "LockCancelled"]
+
+
+class LockError(Exception):
+    """Base class of lockfolder's own errors. ``path`` is the lock folder (or
+    the bid file, for ``LockLost``)."""
+
+    def __init__(self, message: str, path: Union[str, "os.PathLike[str]"]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = os.fspath(path)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.message, self.path))
+
+
+class LockTimeout(LockError, TimeoutError):
+    """The lock was not obtained within the timeout. ``holder`` describes
+    who held it when we gave up. Also a builtin ``TimeoutError``."""
+
+    def __init__(
+        self, message: str, path: Union[str, "os.PathLike[str]"], holder: str
+    ) -> None:
+        super().__init__(message, path)
+        self.holder = holder
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.holder))
+
+
+class LockLost(LockError):
+    """On release, our bid had vanished: someone deleted it (by hand, or the
+    folder was removed), so another process may have held the lock too."""
+
+
+class LockCancelled(LockError):
+    """A wait was cancelled through a ``CancelToken``; no bid is left."""

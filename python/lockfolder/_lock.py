@@ -1,0 +1,89 @@
+"""``LockFolder``: the native lock plus its asyncio methods.
+
+The blocking methods (``acquire``, ``try_acquire``, ``release``, ``with``) are
+native. An async wait runs on a Rust thread that never touches Python and
+reports through a socket the event loop watches, so it neither blocks the
+loop nor occupies a thread of the loop's executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Optional, Type, TypeVar
+
+from . import _lockfolder
+
+__all__ = ["LockFolder"]
+
+_L = TypeVar("_L", bound="LockFolder")
+
+
+class LockFolder(_lockfolder.LockFolder):
+    """An inter-process mutex that needs nothing but a folder.
+
+    ``LockFolder(path, *, timeout=None, label=None)``: ``path`` (``str`` or
+    any ``os.PathLike``) is created if missing; ``timeout`` is the default for
+    ``acquire()``, ``with`` and ``async with`` (None: wait as long as it
+    takes); ``label`` is stored in the bid and shown by ``holders()`` and
+    ``lockfolder status``.
+
+    Concurrency contract:
+
+    * Every acquisition is a bid of its own, so two objects on one folder,
+      two threads, and two processes all exclude each other.
+    * Not reentrant: acquiring an object again from the thread (or asyncio
+      task) that holds it raises ``RuntimeError`` instead of deadlocking.
+      Other threads or tasks sharing the object wait their turn.
+    * Waiters are served first come, first served; a waiter that gives up
+      (timeout, Ctrl-C, cancellation) leaves no bid behind.
+    * A holder that crashes or is killed leaves a bid that the next contender
+      recognises as stale (no process with that PID and start time) and
+      removes; the lock is never stuck.
+    * After ``os.fork()`` the child does not own the parent's lock:
+      ``locked`` is False there, ``release()`` raises ``RuntimeError``, and
+      the child's exit does not release it.
+    """
+
+    async def acquire_async(self: _L, timeout: Optional[float] = None) -> _L:
+        """Waits for the lock without blocking the event loop.
+
+        Raises ``LockTimeout`` after ``timeout`` seconds (default: the
+        object's timeout). If the awaiting task is cancelled, the wait is
+        withdrawn (and a lock obtained at that very moment is released)
+        before ``CancelledError`` propagates: no bid is left behind.
+        """
+        task = asyncio.current_task()
+        task_id = id(task) if task is not None else 0
+        token = _lockfolder.CancelToken()
+        pending = self._start_wait(task_id, timeout, token)
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        fd = pending.fileno()
+        loop.add_reader(fd, wake)
+        try:
+            try:
+                await finished
+            finally:
+                loop.remove_reader(fd)
+        except BaseException:
+            pending.abandon()
+            raise
+        self._finish_wait(task_id, pending)
+        return self
+
+    async def __aenter__(self: _L) -> _L:
+        return await self.acquire_async()
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.release()
