@@ -20,6 +20,7 @@ pub const MAX_BID_BYTES: u64 = 64 * 1024;
 pub const MAX_LABEL_BYTES: usize = 4096;
 const TEMP_PREFIX: &str = ".lockfolder-";
 const TEMP_SUFFIX: &str = ".tmp";
+const QUEUE_SUFFIX: &str = ".wait";
 
 /// A bid's token: the UUID in its file name.
 ///
@@ -82,6 +83,15 @@ impl Token {
         Some(u64::from_be_bytes(b))
     }
 
+    /// The part of the token that records the contender's age (time and
+    /// sub-millisecond fraction): equal for every bid of one waiter and for
+    /// its queue marker.
+    pub fn age(&self) -> [u8; 8] {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&self.0[..8]);
+        a
+    }
+
     /// The bid file name: `<token>.json`.
     pub fn bid_name(&self) -> String {
         format!("{self}.json")
@@ -107,6 +117,8 @@ pub enum NameKind {
     Bid(Token),
     /// `.lockfolder-...tmp`: a bid being written; never a rival.
     Temp(TempName),
+    /// `.lockfolder-...wait`: a contender's place in the queue; never a rival.
+    Queue(TempName),
     /// Anything else, including names that are not UTF-8.
     Other,
 }
@@ -123,16 +135,18 @@ pub fn classify_name(name: &[u8]) -> NameKind {
         };
     }
     match TempName::parse(name) {
+        Some(t) if t.queue => NameKind::Queue(t),
         Some(t) => NameKind::Temp(t),
         None => NameKind::Other,
     }
 }
 
-/// The name of a temporary bid file, which carries its writer's identity so
-/// that one left behind by a dead writer can be judged without reading it
-/// (it may be half-written).
+/// The name of a side file: a temporary bid (`.tmp`) or a queue marker
+/// (`.wait`). The name carries its writer's identity so that one left behind
+/// by a dead writer can be judged without reading it (a temporary may be
+/// half-written; a queue marker is empty).
 ///
-/// `.lockfolder-<token>-<pid>-<start_ticks>-<pid_ns>-<boot_id hex>.tmp`.
+/// `.lockfolder-<token>-<pid>-<start_ticks>-<pid_ns>-<boot_id hex>.tmp|.wait`.
 /// It does not end in `.json`, so 1.0.2 processes ignore it too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TempName {
@@ -146,20 +160,35 @@ pub struct TempName {
     pub pid_ns: u64,
     /// The writer's boot id, as 32 lowercase hex digits.
     pub boot_id: String,
+    /// A queue marker (`.wait`) rather than a temporary bid (`.tmp`).
+    pub queue: bool,
 }
 
 impl TempName {
     /// Formats the file name.
     pub fn file_name(&self) -> String {
         format!(
-            "{TEMP_PREFIX}{}-{}-{}-{}-{}{TEMP_SUFFIX}",
-            self.token, self.pid, self.start_ticks, self.pid_ns, self.boot_id
+            "{TEMP_PREFIX}{}-{}-{}-{}-{}{}",
+            self.token,
+            self.pid,
+            self.start_ticks,
+            self.pid_ns,
+            self.boot_id,
+            if self.queue {
+                QUEUE_SUFFIX
+            } else {
+                TEMP_SUFFIX
+            }
         )
     }
 
     /// Parses a file name made by [`TempName::file_name`].
     pub fn parse(name: &str) -> Option<TempName> {
-        let body = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+        let body = name.strip_prefix(TEMP_PREFIX)?;
+        let (body, queue) = match body.strip_suffix(TEMP_SUFFIX) {
+            Some(b) => (b, false),
+            None => (body.strip_suffix(QUEUE_SUFFIX)?, true),
+        };
         if body.len() < 37 || !body.is_char_boundary(36) {
             return None;
         }
@@ -184,6 +213,7 @@ impl TempName {
             start_ticks,
             pid_ns,
             boot_id: boot_id.to_owned(),
+            queue,
         })
     }
 }
@@ -341,10 +371,15 @@ mod tests {
             start_ticks: 7,
             pid_ns: 4026531836,
             boot_id: "0123456789abcdef0123456789abcdef".into(),
+            queue: false,
         };
         let name = tn.file_name();
         assert!(!name.ends_with(".json"));
-        assert_eq!(classify_name(name.as_bytes()), NameKind::Temp(tn));
+        assert_eq!(classify_name(name.as_bytes()), NameKind::Temp(tn.clone()));
+        let qn = TempName { queue: true, ..tn };
+        let name = qn.file_name();
+        assert!(name.ends_with(".wait"));
+        assert_eq!(classify_name(name.as_bytes()), NameKind::Queue(qn));
         assert_eq!(
             classify_name(b".lockfolder-zz.tmp"),
             NameKind::Other,

@@ -50,17 +50,22 @@ pub enum EntryKind {
     LegacyBid,
     /// A bid still being written (`.lockfolder-*.tmp`); never a rival.
     Temporary,
+    /// A waiting contender's place in the queue (`.lockfolder-*.wait`);
+    /// never a rival.
+    QueueMarker,
     /// Anything else.
     Other,
 }
 
 impl EntryKind {
-    /// Short lowercase name: `bid`, `legacy-bid`, `temporary`, `other`.
+    /// Short lowercase name: `bid`, `legacy-bid`, `temporary`,
+    /// `queue-marker`, `other`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EntryKind::Bid => "bid",
             EntryKind::LegacyBid => "legacy-bid",
             EntryKind::Temporary => "temporary",
+            EntryKind::QueueMarker => "queue-marker",
             EntryKind::Other => "other",
         }
     }
@@ -146,10 +151,10 @@ impl Holder {
         self.command = rec.command.clone();
     }
 
-    /// Whether this entry keeps others from taking the lock (temporaries and
-    /// stale bids do not).
+    /// Whether this entry keeps others from taking the lock (temporaries,
+    /// queue markers and stale bids do not).
     pub fn blocks(&self) -> bool {
-        self.kind != EntryKind::Temporary && self.state.blocks()
+        !matches!(self.kind, EntryKind::Temporary | EntryKind::QueueMarker) && self.state.blocks()
     }
 
     /// One line for people: "PID 42 on host (label) since 3.2s".

@@ -83,7 +83,7 @@ pub(crate) fn inspect(
     cache: &mut Cache,
 ) -> Seen {
     match classify_name(&raw.name) {
-        NameKind::Temp(temp) => {
+        NameKind::Temp(temp) | NameKind::Queue(temp) => {
             let verdict = identity::judge_temp(&temp, ctx);
             Seen::Temp { temp, verdict }
         }
@@ -159,15 +159,19 @@ pub(crate) struct Rival {
     pub rec: Option<BidRecord>,
     pub verdict: Verdict,
     pub note: Option<String>,
+    /// The bid of a contender that is still waiting (its queue marker is in
+    /// the folder), as opposed to one that holds the lock.
+    pub waiting: bool,
 }
 
 impl Rival {
-    /// Whether this rival goes before a contender holding `mine` in the
-    /// queue. Rivals without a token (1.0.2 bids, junk) never do: 1.0.2
-    /// processes withdraw on seeing any other bid, so waiting for them to
-    /// withdraw first could only stall both.
+    /// Whether this rival is a waiting contender older than `mine`, before
+    /// which we step back. Holders never make us step back (we queue behind
+    /// them with our bid out), nor do rivals without a token (1.0.2 bids,
+    /// junk): 1.0.2 processes withdraw on seeing any other bid, so waiting
+    /// for them to withdraw first could only stall both.
     pub fn precedes(&self, mine: &Token) -> bool {
-        self.token.is_some_and(|t| t < *mine)
+        self.waiting && self.token.is_some_and(|t| t < *mine)
     }
 
     pub fn to_holder(&self, shared: &Shared) -> Holder {
@@ -207,26 +211,48 @@ impl Rival {
 pub(crate) struct Listing {
     pub rivals: Vec<Rival>,
     pub own_present: bool,
+    /// Tokens of the other contenders waiting in the queue (live markers).
+    pub queue: Vec<Token>,
+}
+
+impl Listing {
+    /// Whether a live waiter older than `mine` is queued.
+    fn older_waiter(&self, mine: &Token) -> bool {
+        self.queue.iter().any(|t| t.age() < mine.age())
+            || self.rivals.iter().any(|r| r.precedes(mine))
+    }
 }
 
 /// Steps 10 and 30: list the folder; remove what is provably stale (by its
-/// own name); everything else but our own bid and temporaries is a rival.
-fn check(shared: &Shared, own: Option<&str>, cache: &mut Cache) -> Result<Listing> {
+/// own name); everything else but our own bid, temporaries and queue markers
+/// is a rival.
+fn check(
+    shared: &Shared,
+    own: Option<&str>,
+    own_marker: Option<&str>,
+    cache: &mut Cache,
+) -> Result<Listing> {
     let ctx = sys::host_context().ok();
     let mut listing = Listing {
         rivals: Vec::new(),
         own_present: false,
+        queue: Vec::new(),
     };
     for raw in shared.folder.list()? {
         if own.is_some_and(|o| o.as_bytes() == raw.name.as_slice()) {
             listing.own_present = true;
             continue;
         }
+        if own_marker.is_some_and(|o| o.as_bytes() == raw.name.as_slice()) {
+            continue;
+        }
         match inspect(shared, &raw, ctx, cache) {
             Seen::Vanished => {}
-            Seen::Temp { verdict, .. } => {
+            Seen::Temp { verdict, temp } => {
                 if let Verdict::Stale(_) = verdict {
                     remove_stale(shared, &raw.name, cache)?;
+                } else if temp.queue {
+                    listing.queue.push(temp.token);
                 }
             }
             Seen::Bid {
@@ -244,6 +270,7 @@ fn check(shared: &Shared, own: Option<&str>, cache: &mut Cache) -> Result<Listin
                     rec: Some(rec),
                     verdict,
                     note: None,
+                    waiting: false,
                 });
             }
             Seen::NotABid { note } => listing.rivals.push(Rival {
@@ -252,7 +279,15 @@ fn check(shared: &Shared, own: Option<&str>, cache: &mut Cache) -> Result<Listin
                 rec: None,
                 verdict: Verdict::Live,
                 note: Some(note),
+                waiting: false,
             }),
+        }
+    }
+    // A bid whose age matches a live queue marker belongs to a contender
+    // that has not entered yet.
+    for r in &mut listing.rivals {
+        if let Some(t) = r.token {
+            r.waiting = listing.queue.iter().any(|q| q.age() == t.age());
         }
     }
     Ok(listing)
@@ -313,12 +348,17 @@ fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
 }
 
 fn temp_name(token: Token, me: ProcessStamp, ctx: &HostContext) -> String {
+    side_name(token, me, ctx, false)
+}
+
+fn side_name(token: Token, me: ProcessStamp, ctx: &HostContext, queue: bool) -> String {
     TempName {
         token,
         pid: me.pid,
         start_ticks: me.start_ticks,
         pid_ns: ctx.pid_ns,
         boot_id: ctx.boot_id_hex(),
+        queue,
     }
     .file_name()
 }
@@ -338,7 +378,8 @@ pub(crate) enum Step {
     Wait,
 }
 
-/// A contender for the lock: its age token and, while it queues, its bid.
+/// A contender for the lock: its age token and, while it waits, its queue
+/// marker and (when it is first in line) its bid.
 pub(crate) struct Contender {
     pub shared: Arc<Shared>,
     /// When this contender started waiting, as a token. Every bid it
@@ -346,6 +387,7 @@ pub(crate) struct Contender {
     age: Token,
     token: Token,
     bid: Option<String>,
+    marker: Option<String>,
     cache: Cache,
     /// The rivals of the last check, for "who holds it" and for waking when
     /// they exit.
@@ -361,27 +403,65 @@ impl Contender {
             age,
             token: age,
             bid: None,
+            marker: None,
             cache: Cache::new(),
             rivals: Vec::new(),
             published_once: false,
         }
     }
 
-    fn precedes_me(&self, rivals: &[Rival], mine: &Token) -> bool {
-        rivals.iter().any(|r| r.precedes(mine))
+    /// Publishes our queue marker (an empty `.wait` file named with our age
+    /// and identity), so younger waiters let us bid first. It is a hint for
+    /// fairness only: it is never a rival, and losing it costs order, not
+    /// safety.
+    fn join_queue(&mut self) -> Result<()> {
+        if self.marker.is_some() {
+            return Ok(());
+        }
+        let path = self.shared.folder.path();
+        let ctx = sys::host_context().map_err(|e| Error::io(Op::Identity, path, e))?;
+        let me = sys::current_process().map_err(|e| Error::io(Op::Identity, path, e))?;
+        let name = side_name(self.age, me, ctx, true);
+        self.shared.folder.write_temp(&name, b"")?;
+        self.marker = Some(name);
+        Ok(())
+    }
+
+    fn leave_queue(&mut self) -> Result<()> {
+        if let Some(name) = &self.marker {
+            match self.shared.folder.remove(name.as_bytes()) {
+                Ok(_) => self.marker = None,
+                Err(source) => {
+                    return Err(Error::WithdrawFailed {
+                        path: self.shared.path_of(name.as_bytes()),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One pass: steps 10-20-30 and the decision 40 or 50. With `waiting`
     /// false this is exactly the seed's single attempt.
     pub fn attempt(&mut self, waiting: bool) -> Result<Step> {
+        let wait_or_busy = if waiting { Step::Wait } else { Step::Busy };
         if self.bid.is_none() {
-            // Step 10. A courtesy: it keeps us from bidding into a held lock,
-            // and, while waiting, from bidding ahead of an older contender.
-            let listing = check(&self.shared, None, &mut self.cache)?;
-            if !listing.rivals.is_empty() {
-                self.rivals = listing.rivals;
-                if !waiting || self.precedes_me(&self.rivals, &self.age) {
-                    return Ok(if waiting { Step::Wait } else { Step::Busy });
+            // Step 10. A courtesy: it keeps us from bidding into a held lock
+            // (single attempts) and, while waiting, from bidding ahead of an
+            // older waiter.
+            let listing = check(&self.shared, None, self.marker.as_deref(), &mut self.cache)?;
+            let contended = !listing.rivals.is_empty() || !listing.queue.is_empty();
+            self.rivals = listing.rivals.clone();
+            if contended {
+                if !waiting && !listing.rivals.is_empty() {
+                    return Ok(Step::Busy);
+                }
+                if waiting {
+                    self.join_queue()?;
+                    if listing.older_waiter(&self.age) {
+                        return Ok(Step::Wait);
+                    }
                 }
             }
             // Step 20.
@@ -395,28 +475,39 @@ impl Contender {
         let own = self.bid.clone().unwrap_or_default();
         // Step 30: the listing that decides. It begins after our bid is
         // published, so it sees every bid published before it.
-        let listing = check(&self.shared, Some(&own), &mut self.cache)?;
+        let listing = check(
+            &self.shared,
+            Some(&own),
+            self.marker.as_deref(),
+            &mut self.cache,
+        )?;
         if !listing.own_present {
             // Someone deleted our bid (by hand, or the folder was replaced).
             // Never enter without it; bid again on the next pass.
             self.bid = None;
             self.rivals = listing.rivals;
-            return Ok(if waiting { Step::Wait } else { Step::Busy });
+            return Ok(wait_or_busy);
         }
         if listing.rivals.is_empty() {
-            // Step 50.
+            // Step 50. Our place in the queue is no longer needed; if the
+            // marker cannot be removed, give the lock back rather than leave
+            // a marker that would hold younger waiters back.
             self.rivals.clear();
+            if let Err(e) = self.leave_queue() {
+                self.withdraw()?;
+                return Err(e);
+            }
             return Ok(Step::Held(self.bid.take().unwrap_or(own)));
         }
-        let yield_to_older = self.precedes_me(&listing.rivals, &self.token);
+        let yield_to_older = listing.rivals.iter().any(|r| r.precedes(&self.token));
         self.rivals = listing.rivals;
         if !waiting || yield_to_older {
             // Step 40.
             self.withdraw()?;
-            return Ok(if waiting { Step::Wait } else { Step::Busy });
+            return Ok(wait_or_busy);
         }
-        // The oldest contender keeps its bid and waits for its rivals to
-        // leave or be proven stale.
+        // First in line: keep the bid and wait for the holder to leave (or be
+        // proven stale) and for younger bidders to step back.
         Ok(Step::Wait)
     }
 
@@ -436,7 +527,14 @@ impl Contender {
         Ok(())
     }
 
-    /// Whether we have a bid out (queued).
+    /// Gives up: withdraws the bid and leaves the queue.
+    pub fn abandon(&mut self) -> Result<()> {
+        let bid = self.withdraw();
+        let marker = self.leave_queue();
+        bid.and(marker)
+    }
+
+    /// Whether we have a bid out (first in line).
     pub fn has_bid(&self) -> bool {
         self.bid.is_some()
     }
@@ -457,8 +555,9 @@ impl Contender {
 impl Drop for Contender {
     fn drop(&mut self) {
         // A contender that gives up (timeout, cancel, error, panic) leaves no
-        // bid behind. If even this fails the bid is stale once we exit.
-        let _ = self.withdraw();
+        // bid or marker behind. If even this fails they are stale once we
+        // exit.
+        let _ = self.abandon();
     }
 }
 
@@ -547,12 +646,29 @@ fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
             rec: Some(rec),
             verdict,
             note: None,
+            waiting: false,
         }
         .to_holder(shared),
         Seen::Temp { temp, verdict } => {
-            let mut h = Holder::new(name, path, EntryKind::Temporary, state_of(verdict));
+            let kind = if temp.queue {
+                EntryKind::QueueMarker
+            } else {
+                EntryKind::Temporary
+            };
+            let mut h = Holder::new(name, path, kind, state_of(verdict));
             h.pid = Some(temp.pid);
-            h.note = Some("bid being written".to_owned());
+            h.waiting_since = temp
+                .token
+                .waiting_since_ms()
+                .map(|ms| UNIX_EPOCH + std::time::Duration::from_millis(ms));
+            h.note = Some(
+                if temp.queue {
+                    "waiting for the lock"
+                } else {
+                    "bid being written"
+                }
+                .to_owned(),
+            );
             h
         }
         Seen::NotABid { note } => {

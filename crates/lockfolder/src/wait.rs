@@ -143,7 +143,7 @@ impl Waiter {
     ) -> Result<Option<LockGuard>> {
         loop {
             if cancel.is_some_and(CancelToken::is_cancelled) {
-                self.contender.withdraw()?;
+                self.contender.abandon()?;
                 return Err(Error::Cancelled {
                     path: self.contender.shared.folder.path().to_path_buf(),
                 });
@@ -204,6 +204,7 @@ impl Waiter {
     }
 
     /// Whether this waiter has a bid in the folder (it is first in line).
+    /// Waiters behind it have only a queue marker out.
     pub fn is_queued(&self) -> bool {
         self.contender.has_bid()
     }
@@ -231,7 +232,7 @@ impl Waiter {
     ///
     /// [`Error::WithdrawFailed`] if the bid could not be deleted.
     pub fn abandon(mut self) -> Result<()> {
-        self.contender.withdraw()
+        self.contender.abandon()
     }
 }
 

@@ -1,0 +1,126 @@
+//! The roles this binary plays as a child process. Each prints short status
+//! lines on stdout for the parent test to read.
+
+use lockfolder::LockFolder;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn say(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}");
+    let _ = out.flush();
+}
+
+pub fn run(role: &str) -> i32 {
+    let raw = std::env::var("LF_ARGS").unwrap_or_default();
+    let args: Vec<&str> = raw.split('\u{1f}').collect();
+    match role {
+        // Take the lock, say so, hold it until stdin closes.
+        "hold" => {
+            let lf = LockFolder::new(args[0]).unwrap();
+            let g = lf.lock().unwrap();
+            say(&format!("LOCKED {}", g.bid_path().display()));
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+            g.release().unwrap();
+            say("RELEASED");
+            0
+        }
+        // One attempt.
+        "try" => {
+            let lf = LockFolder::new(args[0]).unwrap();
+            match lf.try_lock().unwrap() {
+                Some(g) => {
+                    say("GOT");
+                    g.release().unwrap();
+                }
+                None => say("BUSY"),
+            }
+            0
+        }
+        // Wait up to args[1] ms, report the outcome and how long it took.
+        "wait" => {
+            let lf = LockFolder::new(args[0]).unwrap();
+            let ms: u64 = args[1].parse().unwrap();
+            say("WAITING");
+            let t = Instant::now();
+            match lf.lock_timeout(Duration::from_millis(ms)) {
+                Ok(g) => {
+                    say(&format!("GOT {}", t.elapsed().as_micros()));
+                    g.release().unwrap();
+                }
+                Err(e) => say(&format!("ERR {} {e}", t.elapsed().as_micros())),
+            }
+            0
+        }
+        // args: lock dir, work dir, acquisitions. Occupancy marker created
+        // exclusively inside the critical section, plus a counter file.
+        "stress" => {
+            let lf = LockFolder::new(args[0]).unwrap();
+            let work = std::path::Path::new(args[1]);
+            let n: u32 = args[2].parse().unwrap();
+            let marker = work.join("occupied");
+            let counter = work.join("counter");
+            for _ in 0..n {
+                let g = lf.lock().unwrap();
+                if std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&marker)
+                    .is_err()
+                {
+                    say("OVERLAP");
+                    return 3;
+                }
+                let v: u64 = std::fs::read_to_string(&counter)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(0);
+                std::fs::write(&counter, (v + 1).to_string()).unwrap();
+                std::fs::remove_file(&marker).unwrap();
+                g.release().unwrap();
+            }
+            say("DONE");
+            0
+        }
+        // Try to lock as an unprivileged user (for the read-only folder test).
+        "try-unprivileged" => {
+            if rustix::process::geteuid().is_root() {
+                rustix::thread::set_thread_res_gid(
+                    rustix::process::Gid::from_raw(65534),
+                    rustix::process::Gid::from_raw(65534),
+                    rustix::process::Gid::from_raw(65534),
+                )
+                .unwrap();
+                rustix::thread::set_thread_res_uid(
+                    rustix::process::Uid::from_raw(65534),
+                    rustix::process::Uid::from_raw(65534),
+                    rustix::process::Uid::from_raw(65534),
+                )
+                .unwrap();
+            }
+            let lf = match LockFolder::new(args[0]) {
+                Ok(lf) => lf,
+                Err(e) => {
+                    say(&format!("ERR open {:?} {e}", e.kind()));
+                    return 0;
+                }
+            };
+            match lf.try_lock() {
+                Ok(Some(_)) => say("GOT"),
+                Ok(None) => say("BUSY"),
+                Err(e) => say(&format!(
+                    "ERR {:?} {:?} {} {e}",
+                    e.op(),
+                    e.kind(),
+                    e.path().display()
+                )),
+            }
+            0
+        }
+        other => {
+            eprintln!("unknown role {other}");
+            2
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The folder itself: created when missing, refused when it is a file,
+//! typed errors when it cannot be written.
+
+use crate::util::{names, spawn, TestFn};
+use lockfolder::{Error, LockFolder};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+pub const TESTS: &[TestFn] = &[
+    (
+        "folder::missing_folder_is_created",
+        missing_folder_is_created,
+    ),
+    (
+        "folder::file_instead_of_folder_is_an_error",
+        file_instead_of_folder_is_an_error,
+    ),
+    (
+        "folder::read_only_folder_is_an_error_and_clean",
+        read_only_folder_is_an_error_and_clean,
+    ),
+    (
+        "folder::vanished_folder_is_an_error",
+        vanished_folder_is_an_error,
+    ),
+];
+
+fn missing_folder_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a/b/c");
+    let lf = LockFolder::new(&p).unwrap();
+    assert!(p.is_dir());
+    lf.try_lock().unwrap().unwrap().release().unwrap();
+    let err = LockFolder::builder(dir.path().join("nope"))
+        .create(false)
+        .open()
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+fn file_instead_of_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("file");
+    std::fs::write(&p, b"x").unwrap();
+    let err = LockFolder::new(&p).unwrap_err();
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("file"), "{err}");
+    let err = LockFolder::new(p.join("below")).unwrap_err();
+    assert!(matches!(err, Error::NotADirectory { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&p).unwrap(), b"x", "the file is untouched");
+}
+
+fn read_only_folder_is_an_error_and_clean() {
+    // Root ignores permission bits, so the attempt is made by a child that
+    // drops to an unprivileged user first.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = dir.path().join("locks");
+    std::fs::create_dir(&p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let child = spawn("try-unprivileged", &[p.to_str().unwrap()]);
+    let line = child.line(Duration::from_secs(10));
+    assert!(
+        line.starts_with("ERR Some(CreateTemp) PermissionDenied"),
+        "expected a typed create error, got {line}"
+    );
+    assert!(line.contains(p.to_str().unwrap()), "names the path: {line}");
+    assert_eq!(names(&p), Vec::<String>::new(), "no temporary left behind");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn vanished_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gone");
+    let lf = LockFolder::new(&p).unwrap();
+    std::fs::remove_dir(&p).unwrap();
+    let err = lf.try_lock().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("gone"), "{err}");
+}

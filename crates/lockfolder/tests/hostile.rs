@@ -1,0 +1,193 @@
+//! Hostile folders: entries that are not bids are never followed, opened
+//! blocking, deleted or changed; they block the lock and are reported.
+
+use crate::util::{names, within, write_bid, TestFn};
+use lockfolder::{EntryKind, LockFolder, State};
+use rustix::fs::{FileType, Mode};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::Duration;
+
+pub const TESTS: &[TestFn] = &[
+    (
+        "hostile::each_entry_blocks_and_is_left_alone",
+        each_entry_blocks_and_is_left_alone,
+    ),
+    ("hostile::all_together_no_hang", all_together_no_hang),
+    (
+        "hostile::temporary_files_are_not_rivals",
+        temporary_files_are_not_rivals,
+    ),
+];
+
+type Maker = fn(&Path, &Path) -> &'static str;
+
+fn uuid_name() -> String {
+    format!("{}.json", lockfolder::Token::new(1).renew())
+}
+
+fn fifo(dir: &Path, name: &str) {
+    let d = rustix::fs::open(dir, rustix::fs::OFlags::DIRECTORY, Mode::empty()).unwrap();
+    rustix::fs::mknodat(&d, name, FileType::Fifo, Mode::from_raw_mode(0o644), 0).unwrap();
+}
+
+const MAKERS: &[(&str, Maker)] = &[
+    ("fifo x.json", |d, _| {
+        fifo(d, "x.json");
+        "FIFO"
+    }),
+    ("fifo with a bid name", |d, _| {
+        fifo(d, &uuid_name());
+        "FIFO"
+    }),
+    ("symlink y.json to a file outside", |d, outside| {
+        std::os::unix::fs::symlink(outside, d.join("y.json")).unwrap();
+        "symlink"
+    }),
+    (
+        "symlink with a bid name to a valid bid outside",
+        |d, outside| {
+            std::os::unix::fs::symlink(outside, d.join(uuid_name())).unwrap();
+            "symlink"
+        },
+    ),
+    ("directory z.json", |d, _| {
+        std::fs::create_dir(d.join("z.json")).unwrap();
+        "directory"
+    }),
+    ("directory with a bid name", |d, _| {
+        std::fs::create_dir(d.join(uuid_name())).unwrap();
+        "directory"
+    }),
+    ("empty bid", |d, _| {
+        write_bid(d, b"");
+        "empty"
+    }),
+    ("10 MB bid", |d, _| {
+        write_bid(d, &vec![b' '; 10 << 20]);
+        "too large"
+    }),
+    ("junk JSON", |d, _| {
+        write_bid(d, br#"{"PID": "not a number", "CREATED": []}"#);
+        "not a bid"
+    }),
+    ("non-UTF-8 name", |d, _| {
+        std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"\xff\xfe.json")), b"{}").unwrap();
+        "not named like a bid"
+    }),
+    ("stray file", |d, _| {
+        std::fs::write(d.join("README"), b"hello").unwrap();
+        "not named like a bid"
+    }),
+];
+
+/// A valid, live bid of ours, outside the folder: following the symlink would
+/// find a perfectly good bid; we must not.
+fn outside_bid(root: &Path) -> std::path::PathBuf {
+    let p = root.join("outside.json");
+    std::fs::write(&p, lockfolder::current_identity().unwrap().to_bytes()).unwrap();
+    p
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Option<Vec<u8>>)> {
+    names(dir)
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let meta = std::fs::symlink_metadata(&p).ok();
+            let content = meta
+                .filter(|m| m.file_type().is_file())
+                .and_then(|_| std::fs::read(&p).ok());
+            (n, content)
+        })
+        .collect()
+}
+
+fn each_entry_blocks_and_is_left_alone() {
+    for (what, make) in MAKERS {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("locks");
+        std::fs::create_dir(&dir).unwrap();
+        let outside = outside_bid(root.path());
+        let note = make(&dir, &outside);
+        let before = snapshot(&dir);
+        let d = dir.clone();
+        let (got, holders, cleaned) = within(Duration::from_secs(10), move || {
+            let lf = LockFolder::new(&d).unwrap();
+            let got = lf.try_lock().unwrap().is_some();
+            let waited = lf.lock_timeout(Duration::from_millis(50));
+            assert!(waited.is_err(), "{d:?}: timed wait must not succeed");
+            (got, lf.holders().unwrap(), lf.clean().unwrap())
+        });
+        assert!(!got, "{what}: must block the lock");
+        assert!(cleaned.is_empty(), "{what}: clean removed {cleaned:?}");
+        assert_eq!(snapshot(&dir), before, "{what}: entry changed or deleted");
+        assert_eq!(holders.len(), 1, "{what}: {holders:?}");
+        let h = &holders[0];
+        assert_eq!(h.state, State::NotABid, "{what}");
+        assert_eq!(h.kind, EntryKind::Other, "{what}");
+        assert!(h.blocks());
+        let n = h.note.as_deref().unwrap_or("");
+        assert!(
+            n.contains(note),
+            "{what}: note {n:?} should mention {note:?}"
+        );
+        assert!(outside.exists(), "{what}: outside file untouched");
+    }
+}
+
+fn all_together_no_hang() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("locks");
+    std::fs::create_dir(&dir).unwrap();
+    let outside = outside_bid(root.path());
+    for (_, make) in MAKERS {
+        make(&dir, &outside);
+    }
+    let before = snapshot(&dir);
+    let d = dir.clone();
+    let n = within(Duration::from_secs(10), move || {
+        let lf = LockFolder::new(&d).unwrap();
+        assert!(lf.try_lock().unwrap().is_none());
+        lf.holders().unwrap().len()
+    });
+    assert_eq!(n, MAKERS.len());
+    assert_eq!(snapshot(&dir), before);
+}
+
+fn temporary_files_are_not_rivals() {
+    // A temporary of a live writer (this process) and one of a dead writer.
+    let dir = tempfile::tempdir().unwrap();
+    let me = lockfolder::current_identity().unwrap();
+    let boot: String = me.boot_id.unwrap().chars().filter(|c| *c != '-').collect();
+    let tok = lockfolder::Token::new(1);
+    let live = format!(
+        ".lockfolder-{tok}-{}-{}-{}-{boot}.tmp",
+        me.pid,
+        me.start_ticks.unwrap(),
+        me.pid_ns.unwrap()
+    );
+    let dead = format!(
+        ".lockfolder-{}-{}-{}-{}-{boot}.tmp",
+        tok.renew(),
+        crate::util::dead_pid(),
+        1,
+        me.pid_ns.unwrap()
+    );
+    std::fs::write(dir.path().join(&live), b"{\"PI").unwrap();
+    std::fs::write(dir.path().join(&dead), b"").unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let h = lf.holders().unwrap();
+    assert_eq!(h.len(), 2);
+    assert!(h
+        .iter()
+        .all(|h| h.kind == EntryKind::Temporary && !h.blocks()));
+    let g = lf.try_lock().unwrap().expect("temporaries are not rivals");
+    let left = names(dir.path());
+    assert!(left.contains(&live), "a live writer's temporary stays");
+    assert!(
+        !left.contains(&dead),
+        "a dead writer's temporary is cleaned"
+    );
+    g.release().unwrap();
+}

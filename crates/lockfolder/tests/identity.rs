@@ -1,0 +1,225 @@
+//! Crafted bids: the fail-closed judgement of who is alive.
+
+use crate::util::{bids, dead_pid, write_bid, TestFn};
+use lockfolder::{BidRecord, LockFolder, StaleReason, State};
+
+pub const TESTS: &[TestFn] = &[
+    (
+        "identity::live_pid_other_start_ticks_is_stale",
+        live_pid_other_start_ticks_is_stale,
+    ),
+    ("identity::dead_pid_is_stale", dead_pid_is_stale),
+    (
+        "identity::other_host_is_never_stale",
+        other_host_is_never_stale,
+    ),
+    (
+        "identity::other_boot_same_host_is_stale",
+        other_boot_same_host_is_stale,
+    ),
+    (
+        "identity::other_boot_without_proof_is_foreign",
+        other_boot_without_proof_is_foreign,
+    ),
+    (
+        "identity::other_pid_namespace_is_never_stale",
+        other_pid_namespace_is_never_stale,
+    ),
+    (
+        "identity::legacy_dead_pid_is_stale",
+        legacy_dead_pid_is_stale,
+    ),
+    (
+        "identity::legacy_live_process_is_alive",
+        legacy_live_process_is_alive,
+    ),
+    (
+        "identity::legacy_reused_pid_is_stale",
+        legacy_reused_pid_is_stale,
+    ),
+    (
+        "identity::incomplete_identity_is_alive",
+        incomplete_identity_is_alive,
+    ),
+    (
+        "identity::clean_removes_only_stale",
+        clean_removes_only_stale,
+    ),
+    (
+        "identity::our_bid_is_readable_by_1x_rules",
+        our_bid_is_readable_by_1x_rules,
+    ),
+];
+
+fn me() -> BidRecord {
+    lockfolder::current_identity().unwrap()
+}
+
+/// Writes `rec` as a bid, then checks what `holders()` says and whether a
+/// `try_lock` gets through (which it must exactly when the bid is stale).
+fn judge(rec: &BidRecord) -> State {
+    let dir = tempfile::tempdir().unwrap();
+    let name = write_bid(dir.path(), &rec.to_bytes());
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let h = lf.holders().unwrap();
+    assert_eq!(h.len(), 1);
+    let state = h[0].state;
+    assert_eq!(h[0].pid, Some(rec.pid));
+    let got = lf.try_lock().unwrap();
+    let present = bids(dir.path()).contains(&name);
+    match state {
+        State::Stale(_) => {
+            assert!(got.is_some(), "a stale bid must not block");
+            assert!(!present, "the stale bid is removed by its name");
+        }
+        _ => {
+            assert!(got.is_none(), "a {state:?} bid must block");
+            assert!(present, "a {state:?} bid is never removed");
+        }
+    }
+    state
+}
+
+fn live_pid_other_start_ticks_is_stale() {
+    let mut r = me();
+    r.start_ticks = Some(r.start_ticks.unwrap() + 1);
+    assert_eq!(judge(&r), State::Stale(StaleReason::PidReused));
+    // The same bid with the true start ticks is alive.
+    assert_eq!(judge(&me()), State::Live);
+}
+
+fn dead_pid_is_stale() {
+    let mut r = me();
+    r.pid = dead_pid();
+    assert_eq!(judge(&r), State::Stale(StaleReason::Gone));
+}
+
+fn other_host_is_never_stale() {
+    let mut r = me();
+    r.host = Some("elsewhere.example".into());
+    r.pid = dead_pid();
+    assert_eq!(judge(&r), State::Foreign);
+}
+
+fn other_boot_same_host_is_stale() {
+    let mut r = me();
+    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+    r.boot_time = Some(r.boot_time.unwrap() - 3600);
+    assert_eq!(judge(&r), State::Stale(StaleReason::Rebooted));
+}
+
+fn other_boot_without_proof_is_foreign() {
+    // Another boot id that claims to have booted after us, or a machine id
+    // that differs: a different machine with our name, not our past.
+    let mut r = me();
+    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+    r.boot_time = Some(r.boot_time.unwrap() + 3600);
+    assert_eq!(judge(&r), State::Foreign);
+    let mut r = me();
+    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
+    r.boot_time = Some(r.boot_time.unwrap() - 3600);
+    r.machine_id = Some("another-machine".into());
+    assert_eq!(judge(&r), State::Foreign);
+}
+
+fn other_pid_namespace_is_never_stale() {
+    let mut r = me();
+    r.pid_ns = Some(r.pid_ns.unwrap() + 1);
+    r.pid = dead_pid();
+    assert_eq!(judge(&r), State::Foreign);
+}
+
+fn legacy(pid: u32, created: i64) -> BidRecord {
+    BidRecord {
+        pid,
+        created,
+        ..Default::default()
+    }
+}
+
+fn legacy_dead_pid_is_stale() {
+    assert_eq!(
+        judge(&legacy(dead_pid(), 1_700_000_000)),
+        State::Stale(StaleReason::Gone)
+    );
+}
+
+fn legacy_live_process_is_alive() {
+    let r = me();
+    assert_eq!(judge(&legacy(r.pid, r.created)), State::Live);
+    // Within the one-second tolerance.
+    assert_eq!(judge(&legacy(r.pid, r.created + 1)), State::Live);
+}
+
+fn legacy_reused_pid_is_stale() {
+    let r = me();
+    assert_eq!(
+        judge(&legacy(r.pid, r.created - 100)),
+        State::Stale(StaleReason::PidReused)
+    );
+}
+
+fn incomplete_identity_is_alive() {
+    // Our format, but the boot id is missing: ambiguous, so alive, even
+    // though the PID is dead.
+    let mut r = me();
+    r.pid = dead_pid();
+    r.boot_id = None;
+    assert_eq!(judge(&r), State::Live);
+}
+
+fn clean_removes_only_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stale = me();
+    stale.pid = dead_pid();
+    let mut foreign = me();
+    foreign.host = Some("elsewhere.example".into());
+    let stale_name = write_bid(dir.path(), &stale.to_bytes());
+    let live_name = write_bid(dir.path(), &me().to_bytes());
+    let foreign_name = write_bid(dir.path(), &foreign.to_bytes());
+    let junk_name = write_bid(dir.path(), b"junk");
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let removed = lf.clean().unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].name.to_str(), Some(stale_name.as_str()));
+    let mut left = bids(dir.path());
+    left.sort();
+    let mut want = vec![live_name, foreign_name, junk_name];
+    want.sort();
+    assert_eq!(left, want);
+    assert!(lf.clean().unwrap().is_empty(), "clean is idempotent");
+}
+
+fn our_bid_is_readable_by_1x_rules() {
+    // lockfolder 1.0.2 reads PID and CREATED and compares CREATED with
+    // int(psutil.Process(pid).create_time()) = btime + start_ticks / CLK_TCK.
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let g = lf.try_lock().unwrap().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(g.bid_path()).unwrap()).unwrap();
+    let pid = v.get("PID").and_then(|p| p.as_u64()).unwrap();
+    let created = v.get("CREATED").and_then(|p| p.as_i64()).unwrap();
+    assert_eq!(pid, u64::from(std::process::id()));
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let ticks: i64 = own
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hz = rustix::param::clock_ticks_per_second() as i64;
+    assert_eq!(created, btime + ticks / hz);
+    g.release().unwrap();
+}

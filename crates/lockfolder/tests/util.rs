@@ -1,0 +1,143 @@
+//! Starting child processes (this same binary in a role) and reading them.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub type TestFn = (&'static str, fn());
+
+/// A child process in a role, killed and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+pub fn spawn(role: &str, args: &[&str]) -> Proc {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("LF_ROLE", role)
+        .env("LF_ARGS", args.join("\u{1f}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child");
+    let stdout: ChildStdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc {
+        stdin: child.stdin.take(),
+        child,
+        lines: rx,
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the child prints, within `timeout`.
+    pub fn line(&self, timeout: Duration) -> String {
+        self.lines
+            .recv_timeout(timeout)
+            .unwrap_or_else(|e| panic!("child {} said nothing in {timeout:?}: {e}", self.pid()))
+    }
+
+    pub fn expect(&self, want: &str, timeout: Duration) -> String {
+        let got = self.line(timeout);
+        assert!(
+            got.starts_with(want),
+            "child {}: expected {want:?}, got {got:?}",
+            self.pid()
+        );
+        got
+    }
+
+    /// Closes the child's stdin (its signal to release) and waits for it.
+    pub fn finish(mut self, timeout: Duration) -> i32 {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "child {} did not exit",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+    }
+
+    pub fn reap(&mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Names in a folder, sorted, as lossy strings.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Bid files (`*.json`) in a folder.
+pub fn bids(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".json"))
+        .collect()
+}
+
+/// Runs `f` on a thread and fails if it takes longer than `limit`: a hang is
+/// a failure, not a stuck CI job.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
+}
+
+/// A PID that no process has: a child that has exited and been reaped.
+pub fn dead_pid() -> u32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    let pid = c.id();
+    c.wait().unwrap();
+    pid
+}
+
+/// Writes a crafted bid named `<fresh uuid>.json` and returns its name.
+pub fn write_bid(dir: &Path, content: &[u8]) -> String {
+    let name = format!("{}.json", lockfolder::Token::new(1).renew());
+    std::fs::write(dir.join(&name), content).unwrap();
+    name
+}
