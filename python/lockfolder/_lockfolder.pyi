@@ -3,7 +3,7 @@
 import os
 import pathlib
 from types import TracebackType
-from typing import TypeVar, final
+from typing import Generic, TypeVar, final
 
 __version__: str
 RECHECK_SECONDS: float
@@ -60,6 +60,21 @@ class Holder:
     def description(self) -> str: ...
 
 @final
+class Acquired(Generic[_Self]):
+    """What ``acquire()`` returns: ``with lock.acquire(timeout=5):`` releases
+    the lock at the end of the block."""
+
+    @property
+    def lock(self) -> _Self: ...
+    def __enter__(self) -> _Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool: ...
+
+@final
 class PendingAcquire:
     """An asynchronous wait in progress (used by ``LockFolder.acquire_async``)."""
 
@@ -88,7 +103,7 @@ class LockFolder:
     def bid_path(self) -> pathlib.Path | None: ...
     def acquire(
         self: _Self, timeout: float | None = None, *, cancel: CancelToken | None = None
-    ) -> _Self: ...
+    ) -> Acquired[_Self]: ...
     def try_acquire(self) -> bool: ...
     def release(self) -> None: ...
     def is_held(self) -> bool: ...

@@ -60,9 +60,11 @@ fn strerror(e: &std::io::Error) -> String {
 /// An `OSError` whose subclass Python picks from the errno
 /// (`PermissionError`, `FileNotFoundError`, ...), with `filename` set.
 fn os_error(errno: Option<i32>, msg: String, path: &std::path::Path) -> PyErr {
+    // `filename` is a str, as in the OSErrors Python raises itself.
+    let filename = path.as_os_str().to_os_string();
     match errno {
-        Some(n) => PyOSError::new_err((n, msg, path.to_path_buf())),
-        None => PyOSError::new_err((msg, path.to_path_buf())),
+        Some(n) => PyOSError::new_err((n, msg, filename)),
+        None => PyOSError::new_err((msg, filename)),
     }
 }
 
@@ -279,6 +281,20 @@ impl PyLockFolder {
         *self.slot() = Some(Held { guard, owner });
     }
 
+    fn acquire_blocking(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        cancel: Option<&CancelToken>,
+    ) -> PyResult<()> {
+        let owner = Owner::Thread(std::thread::current().id());
+        self.check_reentry(owner)?;
+        let limit = self.timeout_for(timeout)?;
+        let guard = self.wait_blocking(py, limit, cancel)?;
+        self.store(guard, owner);
+        Ok(())
+    }
+
     /// Waits in slices with the GIL released, checking for signals between
     /// slices. Any early exit drops the waiter, which withdraws its bid.
     fn wait_blocking(
@@ -373,22 +389,19 @@ impl PyLockFolder {
             .map(|h| h.guard.bid_path())
     }
 
-    /// Blocks until the lock is ours; returns self so that
-    /// `with lock.acquire(timeout=5):` works.
+    /// Blocks until the lock is ours. The result may be used as a context
+    /// manager that releases it: `with lock.acquire(timeout=5): ...`.
     #[pyo3(signature = (timeout = None, *, cancel = None))]
     fn acquire<'py>(
         slf: Bound<'py, Self>,
         timeout: Option<f64>,
         cancel: Option<PyRef<'py, PyCancelToken>>,
-    ) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let me = slf.get();
-        let owner = Owner::Thread(std::thread::current().id());
-        me.check_reentry(owner)?;
-        let limit = me.timeout_for(timeout)?;
-        let guard = me.wait_blocking(py, limit, cancel.as_ref().map(|c| &c.inner))?;
-        me.store(guard, owner);
-        Ok(slf)
+    ) -> PyResult<Acquired> {
+        slf.get()
+            .acquire_blocking(slf.py(), timeout, cancel.as_ref().map(|c| &c.inner))?;
+        Ok(Acquired {
+            lock: slf.into_any().unbind(),
+        })
     }
 
     /// One check-bid-check attempt: True if the lock is now ours, False if
@@ -471,7 +484,8 @@ impl PyLockFolder {
     }
 
     fn __enter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        PyLockFolder::acquire(slf, None, None)
+        slf.get().acquire_blocking(slf.py(), None, None)?;
+        Ok(slf)
     }
 
     #[pyo3(signature = (*_exc))]
@@ -534,6 +548,37 @@ impl PyLockFolder {
             }
             Err(e) => Err(to_py(py, e)),
         }
+    }
+}
+
+/// What `acquire()` returns: a context manager that releases the lock on
+/// exit, so `with lock.acquire(timeout=5):` neither waits twice nor leaks.
+#[pyclass(frozen, module = "lockfolder._lockfolder", name = "Acquired")]
+struct Acquired {
+    lock: Py<PyAny>,
+}
+
+#[pymethods]
+impl Acquired {
+    /// The lock that was acquired.
+    #[getter]
+    fn lock(&self, py: Python<'_>) -> Py<PyAny> {
+        self.lock.clone_ref(py)
+    }
+
+    fn __enter__(&self, py: Python<'_>) -> Py<PyAny> {
+        self.lock.clone_ref(py)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        let lock = self.lock.bind(py).cast::<PyLockFolder>()?;
+        lock.get().release(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("<Acquired {}>", self.lock.bind(py).repr()?))
     }
 }
 
@@ -619,6 +664,7 @@ fn _lockfolder(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHolder>()?;
     m.add_class::<PyCancelToken>()?;
     m.add_class::<PendingAcquire>()?;
+    m.add_class::<Acquired>()?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     Ok(())
 }
