@@ -64,6 +64,12 @@ impl Default for StormOptions {
     }
 }
 
+/// How a `lockfolder run` launcher may end in a storm: normally, with 137
+/// when its command was SIGKILLed (before or after it started), or killed
+/// itself. Anything else (an I/O error, a usage error, a lost lock) fails
+/// the storm.
+pub const EXPECTED_CLI_EXITS: [&str; 3] = ["exit 0", "exit 137", "signal 9"];
+
 /// Kills sent, by the moment chosen and by the kind of process.
 #[derive(Debug, Default, Clone)]
 pub struct Kills {
@@ -149,6 +155,18 @@ impl Report {
                 "{} unexpected exit(s), {} worker error(s)",
                 self.unexpected_exits.len(),
                 self.worker_errors.len()
+            ));
+        }
+        let odd: Vec<String> = self
+            .cli_exits
+            .iter()
+            .filter(|(k, _)| !EXPECTED_CLI_EXITS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k} ×{v}"))
+            .collect();
+        if !odd.is_empty() {
+            f.push(format!(
+                "unexpected `lockfolder run` statuses: {}",
+                odd.join(", ")
             ));
         }
         if !self.wedged.is_empty() {
@@ -344,8 +362,12 @@ impl Driver {
         if !ours || st.state == b'Z' {
             return false;
         }
-        let is_command = fs::read_to_string(format!("/proc/{pid}/comm"))
-            .is_ok_and(|c| c.starts_with("lockfolder-sto"));
+        // The launcher is the loop's child running `lockfolder`; its child
+        // (gated, or already the command) and an orphaned command are
+        // "commands": the process the bid names.
+        let is_command = !loops.contains(&st.ppid)
+            || fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("lockfolder-sto"));
         if pidfd_send_signal(&fd, Signal::KILL).is_err() {
             return false;
         }

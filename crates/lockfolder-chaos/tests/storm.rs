@@ -7,6 +7,7 @@
 //! cores of a small CI machine, so they run one at a time.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -43,7 +44,9 @@ fn storm(seconds: u32, extra: &[&str]) -> Outcome {
         .arg(base.path())
         .args(extra)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        // Workers write to the same stderr; a pipe nobody reads until the
+        // end could fill up and stall them, so it goes to a file.
+        .stderr(std::fs::File::create(base.path().join("stderr")).expect("stderr file"))
         .spawn()
         .expect("start lockfolder-storm");
     let limit = Duration::from_secs(u64::from(seconds) * 3 + 60);
@@ -58,7 +61,9 @@ fn storm(seconds: u32, extra: &[&str]) -> Outcome {
     }
     let out = child.wait_with_output().expect("storm output");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = std::fs::read_to_string(base.path().join("stderr")).unwrap_or_default();
+    // Only the end matters; a failed mutant storm writes thousands of lines.
+    let stderr = stderr[stderr.len().saturating_sub(4000)..].to_owned();
     let line = stdout
         .lines()
         .find(|l| l.starts_with("lockfolder-storm: "))
@@ -116,4 +121,62 @@ fn storm_without_the_lock_is_caught() {
         o.num("overlaps") + o.num("lost_updates") > 0.0,
         "no overlap detected without a lock"
     );
+}
+
+/// The `lockfolder` binary for the CLI storm: `$LOCKFOLDER_BIN` if set,
+/// else built here with the cargo running this test, into the same target
+/// folder and profile as `lockfolder-storm`, else the one beside it.
+fn lockfolder_cli() -> PathBuf {
+    if let Some(p) = std::env::var_os("LOCKFOLDER_BIN") {
+        return PathBuf::from(p);
+    }
+    let storm = Path::new(STORM);
+    let profile_dir = storm.parent().expect("bin dir");
+    let sibling = profile_dir.join("lockfolder");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "lockfolder-cli",
+            "--bin",
+            "lockfolder",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            build.arg("--release");
+        }
+        Some(other) => {
+            build.args(["--profile", other]);
+        }
+    }
+    match build.status() {
+        Ok(s) if s.success() => {}
+        other => eprintln!(
+            "building lockfolder-cli: {other:?}; using {}",
+            sibling.display()
+        ),
+    }
+    assert!(
+        sibling.is_file(),
+        "no lockfolder binary at {} (set LOCKFOLDER_BIN)",
+        sibling.display()
+    );
+    sibling
+}
+
+#[test]
+fn cli_storm_15s_kills_launchers_and_commands() {
+    let cli = lockfolder_cli();
+    let o = storm(15, &["--cli", cli.to_str().expect("utf-8 path")]);
+    assert_clean_storm(&o, 100.0);
+    assert!(o.num("kills_launcher") > 0.0, "no launcher was killed");
+    assert!(o.num("kills_command") > 0.0, "no command was killed");
 }
