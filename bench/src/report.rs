@@ -78,6 +78,8 @@ fn parse(args: &[String]) -> Result<Args, String> {
 struct Plan {
     reps: usize,
     hot_secs: f64,
+    /// A hot-loop worker waiting this long for one acquisition gives up.
+    stall_secs: f64,
     rust_ns: Vec<usize>,
     py_ns: Vec<usize>,
     floor_iters: u64,
@@ -95,6 +97,7 @@ impl Plan {
             Plan {
                 reps: 1,
                 hot_secs: 1.0,
+                stall_secs: 5.0,
                 rust_ns: vec![4],
                 py_ns: vec![],
                 floor_iters: 2000,
@@ -109,6 +112,7 @@ impl Plan {
             Plan {
                 reps: 3,
                 hot_secs: 2.0,
+                stall_secs: 5.0,
                 rust_ns: vec![2, 4, 8],
                 py_ns: vec![4, 8],
                 floor_iters: 20000,
@@ -176,6 +180,7 @@ struct HotRow {
     p50: Option<f64>,
     p99: Option<f64>,
     exclusive: bool,
+    stalled: u64,
     runs: Vec<Contended>,
     error: Option<String>,
 }
@@ -197,6 +202,7 @@ fn hot_row(runs: Vec<Result<Contended, String>>) -> HotRow {
                 .collect(),
         ),
         exclusive: ok.iter().all(Contended::exclusive),
+        stalled: ok.iter().map(|c| c.stalled).sum(),
         runs: ok,
         error,
     }
@@ -246,7 +252,11 @@ fn measure_fs(
     py: &[Impl],
 ) -> Result<FsResults, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let fstype = sh(&format!("stat -f -c %T '{}'", dir.display()));
+    let fstype = format!(
+        "{} ({})",
+        sh(&format!("stat -f -c %T '{}'", dir.display())),
+        sh(&format!("findmnt -n -o FSTYPE -T '{}'", dir.display()))
+    );
     let mut r = FsResults {
         name: name.to_owned(),
         dir: dir.to_path_buf(),
@@ -308,7 +318,7 @@ fn measure_fs(
         for &n in ns {
             log(&format!("{name}: contended {} N={n}", imp.name));
             let runs = (0..plan.reps)
-                .map(|rep| suite::contended(imp, dir, n, plan.hot_secs, rep))
+                .map(|rep| suite::contended(imp, dir, n, plan.hot_secs, plan.stall_secs, rep))
                 .collect();
             let row = hot_row(runs);
             if !row.exclusive {
@@ -562,6 +572,7 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
 
     // Targets on the first filesystem (tmpfs by convention).
     let mut mutex_failed = false;
+    let mut stalls: Vec<String> = Vec::new();
     let mut rust_broken = false;
     let t = &results[0];
     let lf = |r: &FsResults| {
@@ -636,6 +647,18 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         }
     }
     let _ = writeln!(w, "| zero mutual-exclusion failures in every cell (lockfolder, all filesystems) | {lf_fail} failing of {lf_cells} cells | {} |", yes(lf_fail == 0));
+    let lf_stalls: u64 = results
+        .iter()
+        .flat_map(|r| r.hot.iter())
+        .filter(|(i, _, _)| i.folder && i.key != "lf102")
+        .map(|(_, _, h)| h.stalled)
+        .sum();
+    let _ = writeln!(
+        w,
+        "| no stalls: no lockfolder waiter waits {} s for a lock held for microseconds at a time | {lf_stalls} stalled workers | {} |",
+        plan.stall_secs,
+        yes(lf_stalls == 0)
+    );
     let _ = writeln!(w);
 
     for r in &results {
@@ -710,11 +733,19 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
                     .collect();
                 format!("**NO**: {}", bad.join(", "))
             };
-            let note = h
+            let mut note = h
                 .error
                 .as_ref()
                 .map(|e| format!(" (and an error: {})", e.replace('|', "/")))
                 .unwrap_or_default();
+            if h.stalled > 0 {
+                stalls.push(format!("{} N={n} on {}", i.name, r.name));
+                let _ = write!(
+                    note,
+                    "; **stalled**: {} worker(s) waited {} s for one acquisition and gave up",
+                    h.stalled, plan.stall_secs
+                );
+            }
             let _ = writeln!(
                 w,
                 "| {} | {n} | {:.0} | {} | {} | {} | {excl}{note} | {} | {} |",
@@ -792,6 +823,14 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
             }
         }
         let _ = writeln!(w);
+    }
+    if !stalls.is_empty() {
+        let _ = writeln!(
+            w,
+            "**Stalls** (a worker waited {} s for a lock that is held for microseconds at a time): {}.\n",
+            plan.stall_secs,
+            stalls.join("; ")
+        );
     }
 
     let _ = writeln!(

@@ -186,6 +186,8 @@ pub fn uncontended(imp: &Impl, root: &Path, iters: u64, rep: usize) -> Result<f6
 pub struct Contended {
     pub secs: f64,
     pub per_worker: Vec<u64>,
+    /// Workers that gave up after waiting the stall timeout for one acquisition.
+    pub stalled: u64,
     pub total: u64,
     pub counter: u64,
     pub handoffs: usize,
@@ -220,11 +222,13 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 }
 
 /// N workers in a hot loop for `secs` seconds.
+/// A worker that waits `stall` seconds for one acquisition gives up.
 pub fn contended(
     imp: &Impl,
     root: &Path,
     n: usize,
     secs: f64,
+    stall: f64,
     rep: usize,
 ) -> Result<Contended, String> {
     let c = cell(root, &format!("{}-hot{n}-{rep}", imp.key))?;
@@ -247,7 +251,7 @@ pub fn contended(
             "--end".into(),
             end.to_string(),
             "--timeout".into(),
-            "20".into(),
+            stall.to_string(),
         ];
         let child = imp
             .command("hot", &lock, &extra)
@@ -257,8 +261,10 @@ pub fn contended(
             .map_err(|e| format!("spawn: {e}"))?;
         kids.push(child);
     }
-    let deadline =
-        Instant::now() + imp.warmup() + Duration::from_secs_f64(secs) + Duration::from_secs(40);
+    let deadline = Instant::now()
+        + imp.warmup()
+        + Duration::from_secs_f64(secs + stall)
+        + Duration::from_secs(20);
     let mut hung = 0;
     for k in &mut kids {
         if wait_deadline(k, deadline).is_err() {
@@ -269,6 +275,7 @@ pub fn contended(
         return Err(format!("{hung} of {n} workers hung (killed)"));
     }
     let mut per_worker = Vec::new();
+    let mut stalled = 0;
     let mut lat = Vec::new();
     for id in 0..n {
         let text = std::fs::read_to_string(c.join(format!("out-{id}"))).unwrap_or_default();
@@ -284,6 +291,7 @@ pub fn contended(
             }
         };
         per_worker.push(v["acq"].as_u64().unwrap_or(0));
+        stalled += v["timeouts"].as_u64().unwrap_or(0);
         if let Some(l) = v["lat"].as_array() {
             lat.extend(l.iter().filter_map(|x| x.as_u64()));
         }
@@ -295,6 +303,7 @@ pub fn contended(
         secs,
         total: per_worker.iter().sum(),
         per_worker,
+        stalled,
         counter: count,
         handoffs: lat.len(),
         p50_ns: percentile(&lat, 0.50),

@@ -12,7 +12,9 @@
 //!   processes on Linux): acquire, read-modify-write the counter file, release.
 //!   The counter file holds `count holder_id release_ns`; the holder writes the
 //!   time just before it releases, so the next holder, if it is a different
-//!   worker, measures the handoff. Prints `{"acq": n, "lat": [ns, ...]}`.
+//!   worker, measures the handoff. A worker that waits `--timeout` s for one
+//!   acquisition gives up (a stall). Prints
+//!   `{"acq": n, "lat": [ns, ...], "timeouts": 0|1}`.
 //! * `hold`: acquires, prints `held`, then sleeps until killed.
 //! * `wait`: prints `waiting`, blocks until it holds the lock (at most
 //!   `--timeout` s), prints `acquired NS` (or `timeout`), releases, exits.
@@ -136,8 +138,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             sleep_until(o.start);
             let mut acq = 0u64;
             let mut lat = Vec::new();
+            let mut timeouts = 0u64;
             while mono_ns() < o.end {
                 let Some(held) = lock.acquire(timeout)? else {
+                    // Waited `--timeout` s, far longer than any hold: stalled.
+                    timeouts += 1;
                     break;
                 };
                 let t_acq = mono_ns();
@@ -149,7 +154,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 write_counter(&counter, count + 1, o.id, mono_ns())?;
                 lock.release(held)?;
             }
-            say(&json!({ "acq": acq, "lat": lat }).to_string());
+            say(&json!({ "acq": acq, "lat": lat, "timeouts": timeouts }).to_string());
         }
         "hold" => {
             let _held = lock
