@@ -115,7 +115,10 @@ pub struct Report {
     pub wedge_checked: usize,
     /// A livelock, if checked and any.
     pub livelock: Option<Livelock>,
-    /// Whether the livelock question was asked.
+    /// A fair cycle in which a contender of ours waits forever while others
+    /// may enter (starvation), if checked and any.
+    pub starvation: Option<Livelock>,
+    /// Whether the livelock and starvation questions were asked.
     pub livelock_checked: bool,
     /// Wall-clock time of the whole check.
     pub elapsed: Duration,
@@ -191,6 +194,7 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
         wedge: None,
         wedge_checked: 0,
         livelock: None,
+        starvation: None,
         livelock_checked: false,
         elapsed: Duration::ZERO,
         phases: [start.elapsed(), Duration::ZERO, Duration::ZERO],
@@ -205,7 +209,12 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
         }
         if checks.livelock {
             let t = Instant::now();
-            report.livelock = find_livelock(cfg, &graph);
+            report.livelock = find_livelock(cfg, &graph, None);
+            // Our slots run the same code from the same initial state, so
+            // the graph is symmetric under swapping them: one victim suffices.
+            report.starvation = (0..cfg.flavors.len())
+                .find(|&p| cfg.flavors[p] == crate::model::Flavor::Ours)
+                .and_then(|p| find_livelock(cfg, &graph, Some(p)));
             report.livelock_checked = true;
             report.phases[2] = t.elapsed();
         }
@@ -353,27 +362,41 @@ fn find_wedge(cfg: &Config, g: &Graph) -> (Option<Wedge>, usize) {
     (None, searches)
 }
 
-/// Edges of the no-progress subgraph: no holder before or after, and no
-/// crash, restart or giving up.
+/// Whether state `s` belongs to the subgraph searched: without a victim, no
+/// one holds the lock; with one, that contender is alive and waiting.
+fn in_subgraph(s: &State, victim: Option<usize>) -> bool {
+    match victim {
+        None => s.holders() == 0,
+        Some(p) => s.procs[p].alive && !matches!(s.procs[p].pc, Pc::Idle | Pc::Held),
+    }
+}
+
+/// Edges of the subgraph: both ends in it, and no crash, restart or giving
+/// up (crashes and restarts are bounded, and a waiter that gives up is not
+/// starved by the protocol).
 fn quiet_successors(
     cfg: &Config,
     g: &Graph,
     s: &State,
+    victim: Option<usize>,
     buf: &mut Vec<(Action, State)>,
 ) -> Vec<(u32, u8)> {
-    if s.holders() > 0 {
+    if !in_subgraph(s, victim) {
         return Vec::new();
     }
     s.successors(cfg, None, buf);
     buf.drain(..)
         .filter(|(a, t)| {
-            !matches!(a.step, Step::Crash | Step::Restart | Step::GiveUp) && t.holders() == 0
+            !matches!(a.step, Step::Crash | Step::Restart | Step::GiveUp) && in_subgraph(t, victim)
         })
         .map(|(a, t)| (g.index[&t], a.proc))
         .collect()
 }
 
-fn find_livelock(cfg: &Config, g: &Graph) -> Option<Livelock> {
+/// Looks for a fair cycle without progress: without a victim, one in which
+/// nobody ever holds the lock; with one, one in which that contender waits
+/// throughout and never holds while the others may.
+pub fn find_livelock(cfg: &Config, g: &Graph, victim: Option<usize>) -> Option<Livelock> {
     let n = g.states.len();
     const UNSEEN: u32 = u32::MAX;
     let mut index = vec![UNSEEN; n];
@@ -385,12 +408,12 @@ fn find_livelock(cfg: &Config, g: &Graph) -> Option<Livelock> {
     let mut ncomp = 0u32;
     let mut buf = Vec::new();
     for root in 0..n {
-        if index[root] != UNSEEN || g.states[root].holders() > 0 {
+        if index[root] != UNSEEN || !in_subgraph(&g.states[root], victim) {
             continue;
         }
         // Iterative Tarjan: frames of (node, successors, position).
         let mut frames: Vec<(u32, Vec<(u32, u8)>, usize)> = Vec::new();
-        let succ = quiet_successors(cfg, g, &g.states[root], &mut buf);
+        let succ = quiet_successors(cfg, g, &g.states[root], victim, &mut buf);
         index[root] = next;
         low[root] = next;
         next += 1;
@@ -403,7 +426,7 @@ fn find_livelock(cfg: &Config, g: &Graph) -> Option<Livelock> {
                 let w = frame.1[frame.2].0 as usize;
                 frame.2 += 1;
                 if index[w] == UNSEEN {
-                    let succ = quiet_successors(cfg, g, &g.states[w], &mut buf);
+                    let succ = quiet_successors(cfg, g, &g.states[w], victim, &mut buf);
                     index[w] = next;
                     low[w] = next;
                     next += 1;
@@ -431,7 +454,7 @@ fn find_livelock(cfg: &Config, g: &Graph) -> Option<Livelock> {
                         break;
                     }
                 }
-                if let Some(l) = fair_cycle(cfg, g, &comp, ncomp, &members, &mut buf) {
+                if let Some(l) = fair_cycle(cfg, g, &comp, ncomp, &members, victim, &mut buf) {
                     return Some(l);
                 }
                 ncomp += 1;
@@ -441,14 +464,15 @@ fn find_livelock(cfg: &Config, g: &Graph) -> Option<Livelock> {
     None
 }
 
-/// Whether component `c` holds a fair no-progress cycle: every contender that
-/// is contending somewhere in it takes a (state-changing) step inside it.
+/// Whether component `c` holds a fair cycle: every contender that is
+/// contending somewhere in it takes a (state-changing) step inside it.
 fn fair_cycle(
     cfg: &Config,
     g: &Graph,
     comp: &[u32],
     c: u32,
     members: &[u32],
+    victim: Option<usize>,
     buf: &mut Vec<(Action, State)>,
 ) -> Option<Livelock> {
     if members.len() < 2 {
@@ -463,7 +487,7 @@ fn fair_cycle(
                 contending |= 1 << p;
             }
         }
-        for (t, p) in quiet_successors(cfg, g, s, buf) {
+        for (t, p) in quiet_successors(cfg, g, s, victim, buf) {
             if t != m && comp[t as usize] == c {
                 moving |= 1 << p;
             }
@@ -484,7 +508,7 @@ fn fair_cycle(
                 continue;
             }
             let w = g.index[&t];
-            if comp[w as usize] != c {
+            if w == v || comp[w as usize] != c || !in_subgraph(&t, victim) {
                 continue;
             }
             if w == root {

@@ -1,41 +1,56 @@
 //! Prints state counts and results for the configurations CI checks.
 //!
 //! `cargo run -p lockfolder-model --release` checks them all;
-//! `-- --traces` also prints every counterexample.
+//! `-- --traces` also prints every counterexample;
+//! `-- --crashes N` checks the real configurations with N crashes (CI: 1 and 2).
 
+use lockfolder_model::model::slot_name;
 use lockfolder_model::{check, configs, Checks};
 
 fn main() {
-    let traces = std::env::args().any(|a| a == "--traces");
+    let args: Vec<String> = std::env::args().collect();
+    let traces = args.iter().any(|a| a == "--traces");
+    let crashes: Option<u8> = args
+        .iter()
+        .position(|a| a == "--crashes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--crashes takes a number"));
     println!(
-        "{:<26} {:>10} {:>12} {:>6} {:>9}  result",
-        "configuration", "states", "transitions", "depth", "seconds"
+        "{:<26} {:>8} {:>10} {:>12} {:>6} {:>8}  result",
+        "configuration", "crashes", "states", "transitions", "depth", "seconds"
     );
-    for (name, cfg) in configs::real() {
+    for (name, mut cfg) in configs::real() {
+        if let Some(c) = crashes {
+            cfg.crashes = c;
+        }
         let r = check(&cfg, Checks::all());
         let result = match (&r.two_holders, &r.wedge, &r.livelock) {
             (Some(_), _, _) => "TWO HOLDERS".to_owned(),
-            (None, Some(w), _) => {
-                format!("WEDGE of {}", lockfolder_model::model::slot_name(w.proc))
-            }
+            (None, Some(w), _) => format!("WEDGE of {}", slot_name(w.proc)),
             (None, None, Some(_)) => "safe, no wedge, LIVELOCK".to_owned(),
             (None, None, None) => format!(
-                "safe, no wedge, no livelock ({} solo searches)",
-                r.wedge_checked
+                "safe, no wedge, no livelock, {}",
+                if r.starvation.is_some() {
+                    "STARVATION of ours possible"
+                } else {
+                    "no starvation of ours"
+                }
             ),
         };
         println!(
-            "{name:<26} {:>10} {:>12} {:>6} {:>9.2}  {result}",
+            "{name:<26} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
+            cfg.crashes,
             r.states,
             r.transitions,
             r.depth,
             r.elapsed.as_secs_f64()
         );
         println!(
-            "{:<26} phases: search {:.2}s, wedge {:.2}s, livelock {:.2}s",
+            "{:<26} search {:.2}s; wedge check {:.2}s ({} solo searches); livelock+starvation {:.2}s",
             "",
             r.phases[0].as_secs_f64(),
             r.phases[1].as_secs_f64(),
+            r.wedge_checked,
             r.phases[2].as_secs_f64()
         );
         if traces {
@@ -46,19 +61,25 @@ fn main() {
                 println!("{}", w.trace);
             }
             if let Some(l) = &r.livelock {
-                println!("{}cycle: {:?}", l.trace, l.cycle);
+                println!("livelock:\n{}cycle: {:?}", l.trace, l.cycle);
+            }
+            if let Some(l) = &r.starvation {
+                println!("starvation:\n{}cycle:", l.trace);
+                for a in &l.cycle {
+                    println!("      {a}");
+                }
             }
         }
     }
     for (name, cfg) in configs::mutants() {
         let r = check(&cfg, Checks::safety());
-        let result = if r.two_holders.is_some() {
-            "caught: two holders"
-        } else {
-            "NOT CAUGHT"
+        let result = match &r.two_holders {
+            Some(t) => format!("caught: two holders after {} steps", t.steps.len()),
+            None => "NOT CAUGHT".to_owned(),
         };
         println!(
-            "{name:<26} {:>10} {:>12} {:>6} {:>9.2}  {result}",
+            "{name:<26} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
+            cfg.crashes,
             r.states,
             r.transitions,
             r.depth,

@@ -1,0 +1,176 @@
+//! The model check, as CI runs it: the real protocol passes every property;
+//! each mutant fails safety; the wedge and livelock detectors are shown to fire
+//! on protocols known to wedge or livelock, so their silence means something.
+
+use lockfolder_model::model::{Config, Flavor, Mutant, Reader};
+use lockfolder_model::{check, configs, Checks, Report};
+
+fn real(name: &str) -> Config {
+    configs::real()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| c)
+        .expect("configuration")
+}
+
+fn assert_correct(name: &str, r: &Report) {
+    if let Some(t) = &r.two_holders {
+        panic!("{name}: two holders:\n{t}");
+    }
+    if let Some(w) = &r.wedge {
+        panic!("{name}: contender {} wedged after:\n{}", w.proc, w.trace);
+    }
+    if let Some(l) = &r.livelock {
+        panic!(
+            "{name}: livelock ({} states) after:\n{}cycle: {:?}",
+            l.component, l.trace, l.cycle
+        );
+    }
+    if let Some(l) = &r.starvation {
+        panic!(
+            "{name}: starvation ({} states) after:\n{}cycle: {:?}",
+            l.component, l.trace, l.cycle
+        );
+    }
+    assert!(r.livelock_checked);
+    assert!(r.wedge_checked > 0, "{name}: the wedge check ran no search");
+    eprintln!(
+        "{name}: {} states, {} transitions, depth {}, {:.1}s",
+        r.states,
+        r.transitions,
+        r.depth,
+        r.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn three_of_ours_with_crashes_restarts_and_non_atomic_listings() {
+    let cfg = real("ours-3");
+    assert_eq!(cfg.flavors, vec![Flavor::Ours; 3]);
+    assert!(cfg.crashes >= 1);
+    let r = check(&cfg, Checks::all());
+    assert_correct("ours-3", &r);
+    // Crashes and restarts were explored: some state has a restarted slot.
+    assert!(r.states > 100_000, "suspiciously small: {}", r.states);
+}
+
+#[test]
+fn two_of_ours_and_one_1_0_2_contender() {
+    let cfg = real("ours-2+legacy-1");
+    assert_eq!(cfg.flavors[2], Flavor::Legacy);
+    let r = check(&cfg, Checks::all());
+    assert_correct("ours-2+legacy-1", &r);
+}
+
+#[test]
+fn ages_in_any_order_still_safe_and_live_but_not_fair() {
+    // Wall clocks can step back, so a later waiter may carry an older age.
+    // Safety, no wedge and no livelock must not depend on the order of ages;
+    // first-come-first-served does: if every newcomer may jump the queue, a
+    // waiter can be overtaken forever, and the checker must say so.
+    let cfg = Config {
+        any_age_order: true,
+        ..Config::ours(3, 0)
+    };
+    let r = check(&cfg, Checks::all());
+    assert!(r.two_holders.is_none(), "two holders");
+    assert!(r.wedge.is_none(), "wedge");
+    assert!(r.wedge_checked > 0);
+    assert!(r.livelock_checked && r.livelock.is_none(), "livelock");
+    let s = r.starvation.expect("queue jumping can starve a waiter");
+    assert!(!s.cycle.is_empty());
+}
+
+fn assert_caught(name: &str) {
+    let (_, cfg) = configs::mutants()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("mutant");
+    let r = check(&cfg, Checks::safety());
+    let trace = r
+        .two_holders
+        .unwrap_or_else(|| panic!("{name}: not caught in {} states", r.states));
+    let last = &trace.steps.last().expect("a non-empty trace").1;
+    assert_eq!(last.holders(), 2);
+    eprintln!(
+        "{name}: counterexample in {} steps:\n{trace}",
+        trace.steps.len()
+    );
+}
+
+#[test]
+fn mutant_a_live_process_judged_dead_gives_two_holders() {
+    assert_caught("a-live-judged-dead");
+}
+
+#[test]
+fn mutant_b_name_before_content_with_deleting_readers_gives_two_holders() {
+    assert_caught("b-name-before-content");
+}
+
+#[test]
+fn mutant_c_cached_listing_gives_two_holders() {
+    assert_caught("c-stale-snapshot");
+}
+
+#[test]
+fn mutant_d_removal_by_fixed_name_gives_two_holders() {
+    assert_caught("d-fixed-name");
+}
+
+#[test]
+fn mutant_e_lowest_token_entering_at_once_gives_two_holders() {
+    assert_caught("e-lowest-enters-at-once");
+}
+
+#[test]
+fn name_before_content_readers_that_skip_stay_safe() {
+    // protocol-facts: readers that ignore a half-written bid are still safe.
+    let cfg = Config::ours(2, 1).with(Mutant::NameBeforeContent(Reader::Skip));
+    let r = check(&cfg, Checks::all());
+    assert_correct("b-skip", &r);
+}
+
+#[test]
+fn name_before_content_readers_that_honour_it_wedge() {
+    // ... but honouring a half-written bid whose writer died locks everyone
+    // out forever: the wedge detector must say so.
+    let cfg = Config::ours(2, 1).with(Mutant::NameBeforeContent(Reader::Honour));
+    let r = check(&cfg, Checks::all());
+    assert!(r.two_holders.is_none());
+    let w = r.wedge.expect("a wedge");
+    let last = w
+        .trace
+        .steps
+        .last()
+        .map(|(_, s)| s.clone())
+        .unwrap_or(w.trace.initial);
+    assert!(
+        last.dir
+            .iter()
+            .any(|e| e.kind == lockfolder_model::model::kind::EMPTY),
+        "the wedge is an empty bid left behind: {last}"
+    );
+}
+
+#[test]
+fn seed_symmetric_withdrawal_livelocks() {
+    // Everyone who sees a rival withdraws: two contenders can bid, see each
+    // other and withdraw forever. The livelock detector must find it.
+    let cfg = Config::ours(2, 0).with(Mutant::SymmetricWithdraw);
+    let r = check(&cfg, Checks::all());
+    assert!(r.two_holders.is_none());
+    let l = r.livelock.expect("a livelock");
+    assert!(!l.cycle.is_empty());
+    // One contender can also keep entering while the other always withdraws:
+    // the starvation detector must find that too.
+    assert!(r.starvation.is_some(), "symmetric withdrawal starves");
+    // And so do two 1.0.2 contenders.
+    let cfg = Config {
+        flavors: vec![Flavor::Legacy; 2],
+        ..Config::ours(2, 0)
+    };
+    let r = check(&cfg, Checks::all());
+    assert!(r.two_holders.is_none());
+    assert!(r.livelock.is_some(), "1.0.2 against itself livelocks");
+}
