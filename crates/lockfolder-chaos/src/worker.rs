@@ -20,6 +20,14 @@ pub fn run_worker(arena: &Arena, tag: &str, jitter_us: u64, no_lock: bool) -> Re
         .create(false)
         .open()
         .map_err(|e| format!("open: {e}"))?;
+    // If the storm itself dies (Ctrl-C, a test's deadline), its workers must
+    // not loop on forever.
+    let parent = process::getppid();
+    process::set_parent_process_death_signal(Some(process::Signal::KILL))
+        .map_err(|e| format!("parent death signal: {e}"))?;
+    if process::getppid() != parent {
+        return Ok(0);
+    }
     let me = Me::current().map_err(|e| format!("identity: {e}"))?;
     let mut log = arena.open_log(tag).map_err(|e| format!("log: {e}"))?;
     let mut rounds = 0;
@@ -85,7 +93,9 @@ pub fn run_cli_worker(arena: &Arena, cli: &Path, tag: &str, jitter_us: u64) -> R
         .append(true)
         .open(exits_dir.join(format!("{tag}.stderr")))
         .map_err(|e| format!("stderr file: {e}"))?;
-    while !arena.stop_requested() {
+    // If the storm itself dies, stop launching (and reap what is running).
+    let parent = process::getppid();
+    while !arena.stop_requested() && process::getppid() == parent {
         let child = Command::new(cli)
             .arg("run")
             .arg(arena.lock_dir())
