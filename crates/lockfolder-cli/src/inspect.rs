@@ -76,7 +76,8 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
-fn entry_line(h: &Holder) -> String {
+/// "pid 42, host h, age 3.2s, label "x", command `y`; process gone".
+fn details(h: &Holder) -> String {
     let mut parts = Vec::new();
     if let Some(pid) = h.pid {
         parts.push(format!("pid {pid}"));
@@ -93,18 +94,24 @@ fn entry_line(h: &Holder) -> String {
     if let Some(c) = &h.command {
         parts.push(format!("command `{c}`"));
     }
-    if let Some(r) = stale_reason(h) {
-        parts.push(format!("({r})"));
+    let mut s = parts.join(", ");
+    for why in [stale_reason(h), h.note.clone()].into_iter().flatten() {
+        if !s.is_empty() {
+            s.push_str("; ");
+        }
+        s.push_str(&why);
     }
-    if let Some(n) = &h.note {
-        parts.push(format!("({n})"));
-    }
+    s
+}
+
+/// One line of `status`: state, kind, name, details.
+fn entry_line(h: &Holder) -> String {
     format!(
         "  {:<9} {:<10} {}  {}",
         h.state.as_str(),
         h.kind.as_str(),
         h.name.to_string_lossy(),
-        parts.join(", ")
+        details(h)
     )
     .trim_end()
     .to_owned()
@@ -172,7 +179,13 @@ pub fn clean(dir: &Path, dry_run: bool) -> i32 {
     match result {
         Ok(removed) => {
             for h in &removed {
-                println!("{verb} {}", entry_line(h).trim_start());
+                println!(
+                    "{verb} {} ({} {}: {})",
+                    h.name.to_string_lossy(),
+                    h.state.as_str(),
+                    h.kind.as_str(),
+                    details(h)
+                );
             }
             if removed.is_empty() {
                 println!("nothing to remove");

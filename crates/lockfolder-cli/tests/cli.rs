@@ -1,1 +1,0 @@
-//! Integration tests of the `lockfolder` binary: real processes, each with a deadline.

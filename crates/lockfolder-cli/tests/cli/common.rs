@@ -1,0 +1,149 @@
+//! Helpers: the binary, background processes that are killed and reaped on
+//! drop, polling with a deadline, signals by PID.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `lockfolder` binary built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lockfolder"))
+}
+
+/// `lockfolder ARGS`, for assert_cmd, with a deadline so a hang fails.
+pub fn lockfolder() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(bin());
+    c.timeout(Duration::from_secs(20));
+    c
+}
+
+/// A temporary folder and the lock folder path inside it (not created).
+pub fn setup() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = t.path().join("lock");
+    (t, d)
+}
+
+/// A background process we started: killed (SIGKILL) and reaped on drop if
+/// it is still running.
+pub struct Bg {
+    pub child: Child,
+}
+
+impl Bg {
+    /// Starts `lockfolder ARGS` in the background (stdout/stderr captured
+    /// to files would be overkill: they are inherited from the test).
+    pub fn lockfolder(args: &[&str]) -> Bg {
+        let child = Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lockfolder");
+        Bg { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_for(&mut self, limit: Duration) -> ExitStatus {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "process {} still running after {limit:?}",
+                self.pid()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the process wrote to stderr (after it exited).
+    pub fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut s = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds; false if `limit` passes first.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` (a name such as "TERM") to `pid`, a process this test
+/// started, with kill(1).
+pub fn send(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args(["-s", signal, &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -s {signal} {pid} failed");
+}
+
+/// Names in a folder, sorted (empty if the folder does not exist).
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The bid files (`*.json`) in a folder.
+pub fn bids(dir: &Path) -> Vec<String> {
+    entries(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".json"))
+        .collect()
+}
+
+/// The PID recorded in a bid file.
+pub fn bid_pid(dir: &Path, name: &str) -> u32 {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join(name)).expect("read bid")).expect("json");
+    v["PID"].as_u64().expect("PID") as u32
+}
+
+/// Whether a process with this PID exists and has not exited (a zombie
+/// counts as exited).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => {
+            let state = s.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}

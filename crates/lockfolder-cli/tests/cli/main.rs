@@ -1,0 +1,8 @@
+//! Integration tests of the `lockfolder` binary: real processes, each with a
+//! deadline, each in its own temporary folder. One test binary (several
+//! modules) keeps link time low.
+
+mod common;
+mod inspect;
+mod run;
+mod signals;
