@@ -123,10 +123,13 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let holders = match folder.holders() {
+    let mut holders = match folder.holders() {
         Ok(h) => h,
         Err(e) => return exit::fail(&e, Context::Inspect),
     };
+    // Bid names start with when their contender began waiting: name order is
+    // queue order, and the output is stable.
+    holders.sort_by(|a, b| a.name.cmp(&b.name));
     let blocking = holders.iter().filter(|h| h.blocks()).count();
     let locked = blocking > 0;
     if as_json {
