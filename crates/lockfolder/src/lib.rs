@@ -201,6 +201,7 @@ impl Builder {
                 owner: self.owner,
                 mode: Mode::Exclusive,
                 slots: 1,
+                watches: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }

@@ -32,6 +32,10 @@ pub(crate) struct Shared {
     pub owner: Option<u32>,
     pub mode: Mode,
     pub slots: u32,
+    /// inotify instances kept for reuse: closing one costs the kernel an RCU
+    /// grace period (milliseconds), which would otherwise be paid by every
+    /// contended acquisition.
+    pub watches: std::sync::Mutex<Vec<sys::Watch>>,
 }
 
 impl Shared {
@@ -40,9 +44,41 @@ impl Shared {
     }
 }
 
-/// Bid contents already read, by file name. A bid's name is used once and its
-/// content is published whole, so what we read under a name stays true.
-pub(crate) type Cache = HashMap<Vec<u8>, BidRecord>;
+/// What one contender already knows, by file name.
+///
+/// * Bid contents: a bid's name is used once and its content is published
+///   whole, so what we read under a name stays true.
+/// * "Not stale" verdicts: remembering that a process was alive can only err
+///   towards "alive", the safe side, so a waiter re-judges only when its timer
+///   fires or a watched process exits ([`Cache::forget_verdicts`]), instead of
+///   probing `/proc` on every folder event.
+#[derive(Default)]
+pub(crate) struct Cache {
+    records: HashMap<Vec<u8>, BidRecord>,
+    verdicts: HashMap<Vec<u8>, Verdict>,
+}
+
+impl Cache {
+    pub fn forget_verdicts(&mut self) {
+        self.verdicts.clear();
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        self.records.remove(name);
+        self.verdicts.remove(name);
+    }
+
+    fn verdict(&mut self, name: &[u8], judge: impl FnOnce() -> Verdict) -> Verdict {
+        if let Some(v) = self.verdicts.get(name) {
+            return *v;
+        }
+        let v = judge();
+        if !matches!(v, Verdict::Stale(_)) {
+            self.verdicts.insert(name.to_vec(), v);
+        }
+        v
+    }
+}
 
 /// One inspected entry.
 pub(crate) enum Seen {
@@ -84,7 +120,7 @@ pub(crate) fn inspect(
 ) -> Seen {
     match classify_name(&raw.name) {
         NameKind::Temp(temp) | NameKind::Queue(temp) => {
-            let verdict = identity::judge_temp(&temp, ctx);
+            let verdict = cache.verdict(&raw.name, || identity::judge_temp(&temp, ctx));
             Seen::Temp { temp, verdict }
         }
         NameKind::Other => {
@@ -103,7 +139,7 @@ pub(crate) fn inspect(
             }
         }
         NameKind::Bid(token) => {
-            let rec = match cache.get(&raw.name) {
+            let rec = match cache.records.get(&raw.name) {
                 Some(rec) => rec.clone(),
                 None => match shared.folder.read_entry(&raw.name) {
                     Content::Vanished => return Seen::Vanished,
@@ -124,7 +160,7 @@ pub(crate) fn inspect(
                     }
                     Content::Bytes(b) => match BidRecord::parse(&b) {
                         Some(rec) => {
-                            cache.insert(raw.name.clone(), rec.clone());
+                            cache.records.insert(raw.name.clone(), rec.clone());
                             rec
                         }
                         None if b.is_empty() => {
@@ -140,7 +176,7 @@ pub(crate) fn inspect(
                     },
                 },
             };
-            let verdict = identity::judge(&rec, ctx);
+            let verdict = cache.verdict(&raw.name, || identity::judge(&rec, ctx));
             Seen::Bid {
                 token,
                 rec,
@@ -159,19 +195,18 @@ pub(crate) struct Rival {
     pub rec: Option<BidRecord>,
     pub verdict: Verdict,
     pub note: Option<String>,
-    /// The bid of a contender that is still waiting (its queue marker is in
-    /// the folder), as opposed to one that holds the lock.
-    pub waiting: bool,
 }
 
 impl Rival {
-    /// Whether this rival is a waiting contender older than `mine`, before
-    /// which we step back. Holders never make us step back (we queue behind
-    /// them with our bid out), nor do rivals without a token (1.0.2 bids,
-    /// junk): 1.0.2 processes withdraw on seeing any other bid, so waiting
-    /// for them to withdraw first could only stall both.
+    /// Whether this rival's bid is older than `mine`: we step back before it
+    /// (a holder, or a contender that bid without queueing because it saw no
+    /// contention). The order is total, so of any set of bidders the oldest
+    /// never steps back: no livelock, no deadlock. Rivals without a token
+    /// (1.0.2 bids, junk) never make us step back: 1.0.2 processes withdraw
+    /// on seeing any other bid, so waiting for them to withdraw first could
+    /// only stall both.
     pub fn precedes(&self, mine: &Token) -> bool {
-        self.waiting && self.token.is_some_and(|t| t < *mine)
+        self.token.is_some_and(|t| t < *mine)
     }
 
     pub fn to_holder(&self, shared: &Shared) -> Holder {
@@ -211,14 +246,23 @@ impl Rival {
 pub(crate) struct Listing {
     pub rivals: Vec<Rival>,
     pub own_present: bool,
-    /// Tokens of the other contenders waiting in the queue (live markers).
-    pub queue: Vec<Token>,
+    /// The other contenders waiting in the queue (live markers).
+    pub queue: Vec<Queued>,
+}
+
+/// A live queue marker of another waiter.
+#[derive(Clone)]
+pub(crate) struct Queued {
+    pub token: Token,
+    pub name: Vec<u8>,
+    /// Its process, when it runs on this host, boot and PID namespace.
+    pub process: Option<ProcessStamp>,
 }
 
 impl Listing {
     /// Whether a live waiter older than `mine` is queued.
     fn older_waiter(&self, mine: &Token) -> bool {
-        self.queue.iter().any(|t| t.age() < mine.age())
+        self.queue.iter().any(|q| q.token.age() < mine.age())
             || self.rivals.iter().any(|r| r.precedes(mine))
     }
 }
@@ -252,7 +296,15 @@ fn check(
                 if let Verdict::Stale(_) = verdict {
                     remove_stale(shared, &raw.name, cache)?;
                 } else if temp.queue {
-                    listing.queue.push(temp.token);
+                    let process = (verdict == Verdict::Live).then_some(ProcessStamp {
+                        pid: temp.pid,
+                        start_ticks: temp.start_ticks,
+                    });
+                    listing.queue.push(Queued {
+                        token: temp.token,
+                        name: raw.name,
+                        process,
+                    });
                 }
             }
             Seen::Bid {
@@ -270,7 +322,6 @@ fn check(
                     rec: Some(rec),
                     verdict,
                     note: None,
-                    waiting: false,
                 });
             }
             Seen::NotABid { note } => listing.rivals.push(Rival {
@@ -279,15 +330,7 @@ fn check(
                 rec: None,
                 verdict: Verdict::Live,
                 note: Some(note),
-                waiting: false,
             }),
-        }
-    }
-    // A bid whose age matches a live queue marker belongs to a contender
-    // that has not entered yet.
-    for r in &mut listing.rivals {
-        if let Some(t) = r.token {
-            r.waiting = listing.queue.iter().any(|q| q.age() == t.age());
         }
     }
     Ok(listing)
@@ -388,11 +431,21 @@ pub(crate) struct Contender {
     token: Token,
     bid: Option<String>,
     marker: Option<String>,
-    cache: Cache,
+    pub cache: Cache,
     /// The rivals of the last check, for "who holds it" and for waking when
     /// they exit.
     pub rivals: Vec<Rival>,
+    /// The older waiters we queue behind, as of the last check.
+    older: Vec<Queued>,
     published_once: bool,
+}
+
+/// What a waiting contender should be woken by.
+pub(crate) struct WakeOn {
+    /// Deleting one of these names may let us move; `None`: any change may.
+    pub names: Option<Vec<Vec<u8>>>,
+    /// Processes whose exit may let us move (holders, older waiters).
+    pub processes: Vec<(Vec<u8>, ProcessStamp)>,
 }
 
 impl Contender {
@@ -404,8 +457,9 @@ impl Contender {
             token: age,
             bid: None,
             marker: None,
-            cache: Cache::new(),
+            cache: Cache::default(),
             rivals: Vec::new(),
+            older: Vec::new(),
             published_once: false,
         }
     }
@@ -453,6 +507,12 @@ impl Contender {
             let listing = check(&self.shared, None, self.marker.as_deref(), &mut self.cache)?;
             let contended = !listing.rivals.is_empty() || !listing.queue.is_empty();
             self.rivals = listing.rivals.clone();
+            self.older = listing
+                .queue
+                .iter()
+                .filter(|q| q.token.age() < self.age.age())
+                .cloned()
+                .collect();
             if contended {
                 if !waiting && !listing.rivals.is_empty() {
                     return Ok(Step::Busy);
@@ -539,16 +599,59 @@ impl Contender {
         self.bid.is_some()
     }
 
-    /// The processes behind the current rivals that can be watched for exit.
-    pub fn watchable_rivals(&self) -> Vec<(Vec<u8>, ProcessStamp)> {
-        let Ok(ctx) = sys::host_context() else {
-            return Vec::new();
+    /// What can let this waiter move: as first in line (bid out), any rival
+    /// leaving or dying; behind older waiters, only those leaving or dying
+    /// (so a queue of waiters does not wake as a herd on every change).
+    pub fn wake_on(&self) -> WakeOn {
+        let rival_processes = || -> Vec<(Vec<u8>, ProcessStamp)> {
+            let Ok(ctx) = sys::host_context() else {
+                return Vec::new();
+            };
+            self.rivals
+                .iter()
+                .filter(|r| r.verdict == Verdict::Live)
+                .filter_map(|r| Some((r.name.clone(), identity::watchable(r.rec.as_ref()?, ctx)?)))
+                .collect()
         };
-        self.rivals
-            .iter()
-            .filter(|r| r.verdict == Verdict::Live)
-            .filter_map(|r| Some((r.name.clone(), identity::watchable(r.rec.as_ref()?, ctx)?)))
-            .collect()
+        if self.bid.is_some() {
+            return WakeOn {
+                names: Some(self.rivals.iter().map(|r| r.name.clone()).collect()),
+                processes: rival_processes(),
+            };
+        }
+        // Behind older waiters: wait for the one just ahead of us only (the
+        // youngest older marker), as in a queue lock, so a release does not
+        // wake the whole queue.
+        if let Some(ahead) = self.older.iter().max_by_key(|q| q.token.age()) {
+            return WakeOn {
+                names: Some(vec![ahead.name.clone()]),
+                processes: ahead
+                    .process
+                    .map(|p| (ahead.name.clone(), p))
+                    .into_iter()
+                    .collect(),
+            };
+        }
+        if self.marker.is_some() {
+            // First in the queue, stepping back before an older bid: wait for
+            // that bid to go.
+            let older: Vec<Vec<u8>> = self
+                .rivals
+                .iter()
+                .filter(|r| r.precedes(&self.age))
+                .map(|r| r.name.clone())
+                .collect();
+            if !older.is_empty() {
+                return WakeOn {
+                    names: Some(older),
+                    processes: rival_processes(),
+                };
+            }
+        }
+        WakeOn {
+            names: None,
+            processes: rival_processes(),
+        }
     }
 }
 
@@ -564,7 +667,7 @@ impl Drop for Contender {
 /// Every entry of the folder, judged, nothing removed.
 pub(crate) fn holders(shared: &Shared) -> Result<Vec<Holder>> {
     let ctx = sys::host_context().ok();
-    let mut cache = Cache::new();
+    let mut cache = Cache::default();
     let mut out = Vec::new();
     for raw in shared.folder.list()? {
         if let Some(h) = describe(shared, &raw, inspect(shared, &raw, ctx, &mut cache)) {
@@ -578,7 +681,7 @@ pub(crate) fn holders(shared: &Shared) -> Result<Vec<Holder>> {
 /// Removes stale bids and temporaries, and says which.
 pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
     let ctx = sys::host_context().ok();
-    let mut cache = Cache::new();
+    let mut cache = Cache::default();
     let mut removed = Vec::new();
     for raw in shared.folder.list()? {
         let seen = inspect(shared, &raw, ctx, &mut cache);
@@ -603,7 +706,7 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
 /// `challenge`). `Ok(true)` if it was stale and is now gone.
 pub(crate) fn challenge(shared: &Shared, name: &[u8]) -> Result<bool> {
     let ctx = sys::host_context().ok();
-    let mut cache = Cache::new();
+    let mut cache = Cache::default();
     let kind = match shared.folder.lstat_type(name) {
         Ok(k) => k,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -646,7 +749,6 @@ fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
             rec: Some(rec),
             verdict,
             note: None,
-            waiting: false,
         }
         .to_holder(shared),
         Seen::Temp { temp, verdict } => {

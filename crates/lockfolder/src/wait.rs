@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::protocol::{Contender, Shared, Step};
-use crate::sys::{self, HolderWatch, Notifier, Watch};
+use crate::sys::{self, HolderWatch, Notifier, Wake, Watch};
 use crate::LockGuard;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +87,20 @@ impl std::fmt::Debug for CancelToken {
     }
 }
 
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // Hand the inotify instance back for the next waiter; its queued
+        // events are harmless (every waiter re-lists after arming).
+        if let Some(w) = self.watch.take() {
+            if let Ok(mut pool) = self.contender.shared.watches.lock() {
+                if pool.len() < 8 {
+                    pool.push(w);
+                }
+            }
+        }
+    }
+}
+
 /// Jittered exponential backoff, for when the folder cannot be watched.
 struct Backoff {
     next: Duration,
@@ -155,7 +169,18 @@ impl Waiter {
                 Step::Busy | Step::Wait => {}
             }
             if self.watch.is_none() && !self.watch_failed {
-                match Watch::new(&self.contender.shared.folder) {
+                let pooled = self
+                    .contender
+                    .shared
+                    .watches
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.pop());
+                let watch = match pooled {
+                    Some(w) => Ok(w),
+                    None => Watch::new(&self.contender.shared.folder),
+                };
+                match watch {
                     // Check again now that events are armed: a change between
                     // the last check and the watch would otherwise be missed.
                     Ok(w) => {
@@ -177,23 +202,30 @@ impl Waiter {
                 }
                 slice = slice.min(until - now);
             }
-            self.refresh_holder_watches();
+            let wake_on = self.contender.wake_on();
+            self.refresh_holder_watches(wake_on.processes);
             let holders: Vec<&HolderWatch> = self.holders.values().flatten().collect();
-            sys::sleep_until_event(
+            let woke = sys::sleep_until_event(
                 self.watch.as_ref(),
                 &holders,
                 cancel.and_then(CancelToken::notifier),
                 slice,
+                wake_on.names.as_deref(),
             )
             .map_err(|e| Error::io(crate::Op::Watch, self.contender.shared.folder.path(), e))?;
+            if matches!(woke, Wake::Timer | Wake::Process) {
+                // Re-judge everyone: the timer is the safety net for missed
+                // hints, and an exit means some "alive" verdict is now wrong.
+                self.contender.cache.forget_verdicts();
+            }
         }
     }
 
-    /// Keeps one pidfd per live rival on this host, so the death of a holder
-    /// wakes us at once (a killed holder never deletes its bid, so inotify
-    /// alone would only notice on the timer).
-    fn refresh_holder_watches(&mut self) {
-        let current = self.contender.watchable_rivals();
+    /// Keeps one pidfd per process that can let us move (the holder, or the
+    /// older waiters ahead of us), so a death wakes us at once: a killed
+    /// process never deletes its bid or marker, so inotify alone would only
+    /// notice on the timer.
+    fn refresh_holder_watches(&mut self, current: Vec<(Vec<u8>, sys::ProcessStamp)>) {
         self.holders
             .retain(|name, _| current.iter().any(|(n, _)| n == name));
         for (name, stamp) in current.into_iter().take(MAX_WATCHED) {

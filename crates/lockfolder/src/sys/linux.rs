@@ -541,12 +541,43 @@ impl Watch {
         Ok(Watch { fd })
     }
 
-    /// Discards queued events; they have done their job by waking us.
-    fn drain(&self) {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = rustix::io::read(&self.fd, &mut buf) {
-            if n == 0 {
-                break;
+    /// Reads every queued event and says whether one of them matters: any
+    /// event when `relevant` is `None`, else the deletion (or renaming away)
+    /// of one of the `relevant` names. A queue overflow or the folder itself
+    /// going away always matters.
+    fn take_events(&self, relevant: Option<&[Vec<u8>]>) -> bool {
+        use rustix::fs::inotify::{ReadFlags, Reader};
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut reader = Reader::new(&self.fd, &mut buf);
+        let mut matters = false;
+        loop {
+            match reader.next() {
+                Ok(ev) => {
+                    let flags = ev.events();
+                    if flags.intersects(
+                        ReadFlags::QUEUE_OVERFLOW
+                            | ReadFlags::DELETE_SELF
+                            | ReadFlags::MOVE_SELF
+                            | ReadFlags::IGNORED,
+                    ) {
+                        matters = true;
+                        continue;
+                    }
+                    let Some(names) = relevant else {
+                        matters = true;
+                        continue;
+                    };
+                    if flags.intersects(ReadFlags::DELETE | ReadFlags::MOVED_FROM) {
+                        if let Some(n) = ev.file_name() {
+                            let n = n.to_bytes();
+                            matters |= names.iter().any(|r| r.as_slice() == n);
+                        }
+                    }
+                }
+                Err(Errno::INTR) => continue,
+                // EAGAIN: drained. Anything else: let the caller re-check.
+                Err(Errno::AGAIN) => return matters,
+                Err(_) => return true,
             }
         }
     }
@@ -571,37 +602,74 @@ pub(crate) fn watch_process(p: ProcessStamp) -> Option<HolderWatch> {
     }
 }
 
-/// Sleeps until the folder changes, a watched process exits, the notifier
-/// fires, or `timeout` passes, whichever is first. Which one it was does not
-/// matter: the caller re-lists in every case.
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// A relevant change in the folder.
+    Event,
+    /// A watched process exited.
+    Process,
+    /// The cancel notifier fired.
+    Cancel,
+    /// The timeout passed.
+    Timer,
+}
+
+/// Sleeps until a relevant folder change, a watched process's exit, the
+/// notifier, or `timeout`, whichever is first. Irrelevant events are read and
+/// slept through.
 pub(crate) fn sleep_until_event(
     watch: Option<&Watch>,
     holders: &[&HolderWatch],
     cancel: Option<&Notifier>,
     timeout: Duration,
-) -> io::Result<()> {
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + holders.len());
-    if let Some(w) = watch {
-        fds.push(PollFd::new(&w.fd, PollFlags::IN));
+    relevant: Option<&[Vec<u8>]>,
+) -> io::Result<Wake> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(Wake::Timer);
+        }
+        let left = deadline - now;
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2 + holders.len());
+        if let Some(c) = cancel {
+            fds.push(PollFd::new(&c.fd, PollFlags::IN));
+        }
+        if let Some(w) = watch {
+            fds.push(PollFd::new(&w.fd, PollFlags::IN));
+        }
+        for h in holders {
+            fds.push(PollFd::new(&h.fd, PollFlags::IN));
+        }
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => return Ok(Wake::Timer),
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(Wake::Timer),
+            Err(e) => return Err(errno_io(e)),
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        let mut i = 0;
+        if cancel.is_some() {
+            if ready[i] {
+                return Ok(Wake::Cancel);
+            }
+            i += 1;
+        }
+        if ready[i + usize::from(watch.is_some())..].iter().any(|r| *r) {
+            return Ok(Wake::Process);
+        }
+        if let Some(w) = watch {
+            if ready[i] && w.take_events(relevant) {
+                return Ok(Wake::Event);
+            }
+        }
     }
-    if let Some(c) = cancel {
-        fds.push(PollFd::new(&c.fd, PollFlags::IN));
-    }
-    for h in holders {
-        fds.push(PollFd::new(&h.fd, PollFlags::IN));
-    }
-    let ts = rustix::event::Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
-    match rustix::event::poll(&mut fds, Some(&ts)) {
-        Ok(_) | Err(Errno::INTR) => {}
-        Err(e) => return Err(errno_io(e)),
-    }
-    if let Some(w) = watch {
-        w.drain();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -124,12 +124,21 @@ pub(crate) fn watch_process(_p: ProcessStamp) -> Option<HolderWatch> {
     None
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Event,
+    Process,
+    Cancel,
+    Timer,
+}
+
 pub(crate) fn sleep_until_event(
     _watch: Option<&Watch>,
     _holders: &[&HolderWatch],
     _cancel: Option<&Notifier>,
     timeout: Duration,
-) -> io::Result<()> {
+    _relevant: Option<&[Vec<u8>]>,
+) -> io::Result<Wake> {
     std::thread::sleep(timeout);
-    Ok(())
+    Ok(Wake::Timer)
 }
