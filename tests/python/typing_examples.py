@@ -1,0 +1,84 @@
+"""API usage checked by `mypy --strict` (scripts/test-python.sh). Not run by
+pytest: it only has to type-check."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+from typing import List, Optional
+
+import lockfolder
+from lockfolder import (
+    CancelToken,
+    Holder,
+    LockCancelled,
+    LockError,
+    LockFolder,
+    LockLost,
+    LockTimeout,
+)
+from lockfolder import lockfolder as lf1
+
+
+def blocking(path: pathlib.Path) -> Optional[float]:
+    lock = LockFolder(path, timeout=5.0, label="example")
+    with lock:
+        assert lock.locked
+    with lock.acquire(timeout=1.5) as same:
+        same_lock: LockFolder = same
+        bid: Optional[pathlib.Path] = same_lock.bid_path
+        print(bid)
+    if lock.try_acquire():
+        lock.release()
+    token = CancelToken()
+    token.cancel()
+    try:
+        lock.acquire(cancel=token)
+    except LockCancelled as e:
+        where: str = e.path
+        print(where)
+    try:
+        LockFolder("other", timeout=0).acquire()
+    except LockTimeout as e:
+        holder: str = e.holder
+        as_builtin: TimeoutError = e
+        print(holder, as_builtin)
+    except LockLost:
+        pass
+    except LockError:
+        pass
+    holders: List[Holder] = lock.holders()
+    for h in holders:
+        state: str = h.state
+        pid: Optional[int] = h.pid
+        started: Optional[float] = h.started
+        print(state, pid, started, h.host, h.label, h.path.name, h.acquired)
+    removed: List[Holder] = lock.clean()
+    print(len(removed), lock.is_locked(), lock.path.name, lock.timeout, lock.label)
+    return holders[0].acquired if holders else None
+
+
+async def waiting(path: str) -> bool:
+    lock = LockFolder(path)
+    async with lock:
+        pass
+    same: LockFolder = await lock.acquire_async(timeout=2)
+    same.release()
+    return lock.locked
+
+
+def legacy(path: pathlib.Path) -> bool:
+    lf1.init()
+    lf1.setup()
+    if lf1.lock(path):
+        assert lf1.have_lock(path)
+        lf1.unlock(str(path))
+    return lf1.in_use(path) or lf1.challenge(path / "x.json")
+
+
+def version() -> str:
+    return lockfolder.__version__
+
+
+if __name__ == "__main__":
+    asyncio.run(waiting("example"))
