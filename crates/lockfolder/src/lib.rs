@@ -84,6 +84,11 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
+// The README's example is compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 pub use bid::{BidRecord, Mode, Token, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
 pub use error::{Error, Op, Result};
 pub use holder::{EntryKind, Holder, State};

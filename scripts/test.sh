@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust (core, CLI, model check, kill storm, bench smoke
+# run) and Python (binding, 1.x compatibility, mixed with real 1.0.2
+# processes, typing). On a fresh machine it installs what it needs: crates
+# through cargo, Python tools into a private virtualenv (.venv-test/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== Rust: unit, integration, doc tests, model check, kill storm =="
+cargo test --workspace --locked
+
+echo "== Benchmark harness smoke run (checks mutual exclusion, not speed) =="
+bash bench/run.sh --quick
+
+echo "== Python package =="
+bash scripts/test-python.sh
