@@ -40,6 +40,10 @@ def say(line):
 class Peer:
     """acquire(timeout) -> bool, try_acquire() -> bool, release()."""
 
+    def note(self):
+        """Anything the report should say about this worker's run."""
+        return None
+
     def try_acquire(self):
         return self.acquire(0.0)
 
@@ -168,16 +172,41 @@ class Lf102Peer(Peer):
         self.lf = lockfolder
         self.path = pathlib.Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.errors = {}
         lockfolder.setup()
 
     def try_acquire(self):
-        return bool(self.lf.lock(self.path))
+        return self.attempt()
+
+    def attempt(self):
+        # 1.0.2 writes its bid in place (open, then json.dump), so a rival's
+        # check can read it half-written and raise; a check can also meet a
+        # bid deleted since the listing. Both escape lock(). We count them,
+        # withdraw our bid if the error struck after bidding, and call the
+        # attempt failed, as a careful caller of 1.0.2 would have to.
+        try:
+            return bool(self.lf.lock(self.path))
+        except (ValueError, OSError) as e:
+            kind = type(e).__name__
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+            try:
+                if self.lf.have_lock(self.path):
+                    self.lf.unlock(self.path)
+            except OSError:
+                pass
+            return False
+
+    def note(self):
+        if not self.errors:
+            return None
+        kinds = ", ".join(f"{n}× {k}" for k, n in sorted(self.errors.items()))
+        return f"lockfolder 1.0.2's lock() raised {kinds} (caught, counted as a failed attempt)"
 
     def acquire(self, timeout):
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
-            if self.lf.lock(self.path):
+            if self.attempt():
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -261,7 +290,10 @@ def worker(args):
             acq += 1
             write_counter(counter, count + 1, me, mono_ns())
             lock.release()
-        say(json.dumps({"acq": acq, "lat": lat, "timeouts": timeouts}))
+        out = {"acq": acq, "lat": lat, "timeouts": timeouts}
+        if lock.note():
+            out["note"] = lock.note()
+        say(json.dumps(out))
     elif mode == "hold":
         if not lock.acquire(o["timeout"]):
             raise RuntimeError("could not take the lock to hold it")

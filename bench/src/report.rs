@@ -111,7 +111,7 @@ impl Plan {
         } else {
             Plan {
                 reps: 3,
-                hot_secs: 2.0,
+                hot_secs: 1.5,
                 stall_secs: 5.0,
                 rust_ns: vec![2, 4, 8],
                 py_ns: vec![4, 8],
@@ -255,7 +255,10 @@ fn measure_fs(
     let fstype = format!(
         "{} ({})",
         sh(&format!("stat -f -c %T '{}'", dir.display())),
-        sh(&format!("findmnt -n -o FSTYPE -T '{}'", dir.display()))
+        sh(&format!(
+            "findmnt -n -o FSTYPE -T '{}' | head -n 1",
+            dir.display()
+        ))
     );
     let mut r = FsResults {
         name: name.to_owned(),
@@ -531,6 +534,11 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'"),
         sh("uname -r"),
     );
+    let _ = writeln!(
+        w,
+        "- Code measured: commit {} (`-dirty`: the work tree had uncommitted changes, which were measured too).",
+        sh("git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown")
+    );
     let _ = writeln!(w, "- Toolchain: {}.", sh("rustc --version"));
     if let Some(p) = &a.python {
         let _ = writeln!(
@@ -573,6 +581,7 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     // Targets on the first filesystem (tmpfs by convention).
     let mut mutex_failed = false;
     let mut stalls: Vec<String> = Vec::new();
+    let mut lf_stalled = false;
     let mut rust_broken = false;
     let t = &results[0];
     let lf = |r: &FsResults| {
@@ -661,6 +670,65 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     );
     let _ = writeln!(w);
 
+    // Issue 5: the Python face's uncontended cycle against the peers.
+    let unc = |key: &str| {
+        t.uncontended
+            .iter()
+            .find(|(i, _)| i.key == key)
+            .and_then(|(_, v)| v.as_ref().ok().copied())
+    };
+    if let Some(me) = unc("self") {
+        let _ = writeln!(
+            w,
+            "## Targets of issue 5: the Python face, uncontended (on `{}`)\n",
+            t.name
+        );
+        let _ = writeln!(w, "| target | measured | met |\n|---|---|---|");
+        let file_peers = [
+            ("softfilelock", "filelock.SoftFileLock"),
+            ("flufl", "flufl.lock"),
+            ("lf102", "lockfolder 1.0.2"),
+        ];
+        let mut all = true;
+        let mut parts = Vec::new();
+        for (k, n) in file_peers {
+            if let Some(p) = unc(k) {
+                all &= p > me;
+                parts.push(format!("{n} {:.2}×", p / me));
+            }
+        }
+        let _ = writeln!(
+            w,
+            "| faster than every peer with a file protocol (peer time ÷ ours) | {} | {} |",
+            parts.join(", "),
+            yes(all)
+        );
+        if let Some(soft) = unc("softfilelock") {
+            let _ = writeln!(
+                w,
+                "| ≥ 3× filelock.SoftFileLock | {:.2}× | {} |",
+                soft / me,
+                yes(soft / me >= 3.0)
+            );
+        }
+        let mut os = Vec::new();
+        for (k, n) in [
+            ("filelock", "filelock.FileLock"),
+            ("fasteners", "fasteners"),
+            ("portalocker", "portalocker"),
+        ] {
+            if let Some(p) = unc(k) {
+                os.push(format!("{n} {:.2}×", p / me));
+            }
+        }
+        let _ = writeln!(
+            w,
+            "| (for information) peers on OS locks, flock/fcntl (peer time ÷ ours) | {} | – |",
+            os.join(", ")
+        );
+        let _ = writeln!(w);
+    }
+
     for r in &results {
         let _ = writeln!(w, "## {} (`{}`)\n", r.name, r.fstype);
         let _ = writeln!(w, "### Uncontended acquire + release cycle\n");
@@ -738,7 +806,19 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
                 .as_ref()
                 .map(|e| format!(" (and an error: {})", e.replace('|', "/")))
                 .unwrap_or_default();
+            let notes: Vec<&String> = h.runs.iter().flat_map(|c| c.notes.iter()).collect();
+            if !notes.is_empty() {
+                let _ = write!(
+                    note,
+                    "; {} (first of {} notes)",
+                    notes[0].replace('|', "/"),
+                    notes.len()
+                );
+            }
             if h.stalled > 0 {
+                if !i.python || i.key == "self" {
+                    lf_stalled = true;
+                }
                 stalls.push(format!("{} N={n} on {}", i.name, r.name));
                 let _ = write!(
                     note,
@@ -884,6 +964,10 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     if mutex_failed {
         eprintln!("lockfolder-bench: MUTUAL EXCLUSION FAILED for a Rust lock (see the report)");
         return Ok(1);
+    }
+    if a.quick && lf_stalled {
+        eprintln!("lockfolder-bench: a lockfolder waiter STALLED: it waited {} s for a lock held for microseconds at a time (see the report)", plan.stall_secs);
+        return Ok(3);
     }
     if a.quick && rust_broken {
         eprintln!("lockfolder-bench: a Rust cell could not be measured (see the report)");
