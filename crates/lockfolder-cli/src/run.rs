@@ -22,16 +22,17 @@
 
 use crate::exit::{self, Context};
 use crate::inspect::human_duration;
-use crate::unix::{self, Ended, Gated, GoError, PrepareError, Prepared};
+use crate::unix::{self, Ended, Gated, GoError, PrepareError, Prepared, Woke};
 use lockfolder::{CancelToken, Error, LockFolder, LockGuard, MAX_LABEL_BYTES};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What `lockfolder run` was asked to do.
@@ -61,107 +62,67 @@ fn signal_name(signo: i32) -> String {
         .map_or_else(|| format!("signal {signo}"), str::to_owned)
 }
 
-#[derive(Clone, Copy)]
-enum Phase {
-    /// Waiting for the lock: a signal cancels the wait.
-    Waiting,
-    /// The command runs as this PID: signals from other processes are
-    /// passed on to it.
-    Running(u32),
-    /// The command has exited (not yet reaped): nothing is sent any more.
-    Done,
+/// The signals of this run: signal-hook's handler writes each one, with
+/// its origin, to a socket that the main thread polls (no work is done in a
+/// handler, and no thread is needed unless the wait for the lock blocks).
+type Delivery = SignalDelivery<UnixStream, WithOrigin>;
+
+fn catch_signals() -> std::io::Result<(Delivery, Vec<libc::c_int>)> {
+    // Signals already ignored (nohup, background jobs of scripts) stay
+    // ignored, for us and for the command.
+    let caught: Vec<libc::c_int> = FORWARDED
+        .into_iter()
+        .filter(|&s| !unix::is_ignored(s))
+        .collect();
+    let (read, write) = UnixStream::pair()?;
+    read.set_nonblocking(true)?;
+    write.set_nonblocking(true)?;
+    let delivery = SignalDelivery::with_pipe(read, write, WithOrigin::default(), &caught)?;
+    Ok((delivery, caught))
 }
 
-struct State {
-    phase: Phase,
-    /// The first signal that arrived while waiting.
-    pending: Option<i32>,
+/// While the wait for the lock blocks, a thread turns the first signal into
+/// a cancellation of the wait (the core's `CancelToken`). It only looks; the
+/// main thread reads which signal it was.
+struct Canceller {
+    stop: Option<OwnedFd>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// What the signal thread and the main thread share.
-struct Shared {
-    state: Mutex<State>,
-    cancel: CancelToken,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn on_signal(&self, signal: i32, cause: Cause) {
-        let mut st = self.lock();
-        match st.phase {
-            Phase::Waiting => {
-                st.pending.get_or_insert(signal);
-                self.cancel.cancel();
-            }
-            // A signal the kernel sent (Ctrl-C, terminal hang-up) went to
-            // the whole foreground process group, the command included:
-            // passing it on would deliver it twice. Signals from processes
-            // (`kill PID`, systemd, timeout(1)) reached only us.
-            Phase::Running(pid) if cause != Cause::Kernel => {
-                // The PID cannot have been recycled: the child is reaped only
-                // after the phase has become `Done` under this mutex.
-                let _ = unix::kill(pid, signal);
-            }
-            Phase::Running(_) | Phase::Done => {}
+impl Canceller {
+    fn idle() -> Canceller {
+        Canceller {
+            stop: None,
+            thread: None,
         }
     }
 
-    /// Enters `Running`, unless a signal arrived while waiting (returned).
-    fn start_running(&self, pid: u32) -> Option<i32> {
-        let mut st = self.lock();
-        if st.pending.is_none() {
-            st.phase = Phase::Running(pid);
-        }
-        st.pending
-    }
-
-    fn done(&self) {
-        self.lock().phase = Phase::Done;
-    }
-
-    fn pending(&self) -> Option<i32> {
-        self.lock().pending
-    }
-}
-
-/// The thread that receives SIGINT, SIGTERM and SIGHUP (signal-hook turns
-/// each into a message with its origin; no work is done in a handler).
-struct SignalThread {
-    handle: signal_hook::iterator::Handle,
-    thread: std::thread::JoinHandle<()>,
-    caught: Vec<libc::c_int>,
-}
-
-impl SignalThread {
-    fn start(shared: Arc<Shared>) -> std::io::Result<SignalThread> {
-        // Signals already ignored (nohup, background jobs of scripts) stay
-        // ignored, for us and for the command.
-        let caught: Vec<libc::c_int> = FORWARDED
-            .into_iter()
-            .filter(|&s| !unix::is_ignored(s))
-            .collect();
-        let mut signals = SignalsInfo::<WithOrigin>::new(&caught)?;
-        let handle = signals.handle();
+    fn start(&mut self, signals: RawFd, cancel: CancelToken) -> std::io::Result<()> {
+        let (stop_r, stop_w) = unix::pipe()?;
         let thread = std::thread::Builder::new()
             .name("lockfolder-signals".into())
             .spawn(move || {
-                for origin in signals.forever() {
-                    shared.on_signal(origin.signal, origin.cause);
+                if let Ok(0) = unix::wait_readable(&[signals, stop_r.as_raw_fd()]) {
+                    cancel.cancel();
                 }
             })?;
-        Ok(SignalThread {
-            handle,
-            thread,
-            caught,
-        })
+        self.stop = Some(stop_w);
+        self.thread = Some(thread);
+        Ok(())
     }
 
-    fn stop(self) {
-        self.handle.close();
-        let _ = self.thread.join();
+    fn stop(&mut self) {
+        // Closing the write end wakes the thread (hang-up on the read end).
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Canceller {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -222,14 +183,7 @@ pub fn run(o: Options) -> i32 {
             )
         }
     };
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            phase: Phase::Waiting,
-            pending: None,
-        }),
-        cancel: CancelToken::new(),
-    });
-    let signals = match SignalThread::start(shared.clone()) {
+    let (mut signals, caught) = match catch_signals() {
         Ok(s) => s,
         Err(e) => {
             return exit::fail_at(
@@ -239,12 +193,15 @@ pub fn run(o: Options) -> i32 {
             )
         }
     };
-    let code = run_gated(&o, &prepared, &shared, &signals.caught);
-    signals.stop();
-    code
+    run_gated(&o, &prepared, &mut signals, &caught)
 }
 
-fn run_gated(o: &Options, prepared: &Prepared, shared: &Shared, caught: &[libc::c_int]) -> i32 {
+fn run_gated(
+    o: &Options,
+    prepared: &Prepared,
+    signals: &mut Delivery,
+    caught: &[libc::c_int],
+) -> i32 {
     let cmdline = command_line(&o.argv);
     let mut child = match unix::spawn_gated(prepared, caught) {
         Ok(c) => c,
@@ -268,11 +225,11 @@ fn run_gated(o: &Options, prepared: &Prepared, shared: &Shared, caught: &[libc::
         Ok(f) => f,
         Err(e) => return exit::fail(&e, Context::Run),
     };
-    let guard = match acquire(&folder, o, shared) {
+    let guard = match acquire(&folder, o, signals) {
         Ok(g) => g,
         Err(code) => return code,
     };
-    if let Some(signo) = shared.start_running(child.pid()) {
+    if let Some(signo) = first_signal(signals) {
         // A signal came while the lock was being taken: do not start.
         release(guard);
         if !o.quiet {
@@ -284,41 +241,8 @@ fn run_gated(o: &Options, prepared: &Prepared, shared: &Shared, caught: &[libc::
         }
         return exit::signalled(signo);
     }
-    let ended = start_and_wait(&mut child, o, &cmdline);
-    shared.done();
-    let ended = ended.and_then(|()| child.wait().map_err(|e| wait_failed(o, e)));
-    release(guard);
-    match ended {
-        Ok(Ended::Exited(code)) => code,
-        Ok(Ended::Signalled(signo)) => exit::signalled(signo),
-        Err(code) => code,
-    }
-}
-
-fn wait_failed(o: &Options, e: std::io::Error) -> i32 {
-    exit::fail_at(
-        &o.dir,
-        format_args!("waiting for the command: {e}"),
-        exit::OSERR,
-    )
-}
-
-/// Opens the gate and waits until the command has exited (not reaped).
-fn start_and_wait(child: &mut Gated, o: &Options, cmdline: &str) -> Result<(), i32> {
-    match child.go() {
-        Ok(()) => child.wait_exit_keep().map_err(|e| wait_failed(o, e)),
-        Err(GoError::Exec(e)) => {
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                exit::NOT_FOUND
-            } else {
-                exit::NOT_EXECUTABLE
-            };
-            Err(exit::fail_at(
-                &o.dir,
-                format_args!("cannot run {cmdline}: {e}"),
-                code,
-            ))
-        }
+    let ended = match child.go() {
+        Ok(()) => forward_until_exit(&mut child, signals).map_err(|e| wait_failed(o, e)),
         Err(GoError::Died(ended)) => {
             let code = match ended {
                 Ended::Exited(c) => c,
@@ -335,7 +259,58 @@ fn start_and_wait(child: &mut Gated, o: &Options, cmdline: &str) -> Result<(), i
             format_args!("starting the command: {e}"),
             exit::OSERR,
         )),
+    };
+    release(guard);
+    match ended {
+        Ok(Ended::Exited(code)) => match child.exec_error() {
+            None => code,
+            Some(e) => {
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    exit::NOT_FOUND
+                } else {
+                    exit::NOT_EXECUTABLE
+                };
+                exit::fail_at(&o.dir, format_args!("cannot run {cmdline}: {e}"), code)
+            }
+        },
+        Ok(Ended::Signalled(signo)) => exit::signalled(signo),
+        Err(code) => code,
     }
+}
+
+/// The first signal received so far, if any (all pending ones are consumed).
+fn first_signal(signals: &mut Delivery) -> Option<i32> {
+    signals.pending().map(|o| o.signal).next()
+}
+
+/// While the command runs: pass on every signal that another process sent
+/// to us, until the command exits; then reap it.
+///
+/// A signal the kernel sent (Ctrl-C, terminal hang-up) went to the whole
+/// foreground process group, the command included: passing it on would
+/// deliver it twice. Signals from processes (`kill PID`, systemd,
+/// timeout(1)) reached only us.
+fn forward_until_exit(child: &mut Gated, signals: &mut Delivery) -> std::io::Result<Ended> {
+    let watch = child.exit_watch();
+    let fd = signals.get_read().as_raw_fd();
+    while child.wait_exit_or(&watch, fd)? == Woke::Readable {
+        for origin in signals.pending() {
+            if origin.cause != Cause::Kernel {
+                // The child is not reaped before this loop ends, so its PID
+                // cannot have been recycled.
+                let _ = unix::kill(child.pid(), origin.signal);
+            }
+        }
+    }
+    child.wait()
+}
+
+fn wait_failed(o: &Options, e: std::io::Error) -> i32 {
+    exit::fail_at(
+        &o.dir,
+        format_args!("waiting for the command: {e}"),
+        exit::OSERR,
+    )
 }
 
 /// Releases after the command has exited. The bid named the command's
@@ -381,7 +356,7 @@ impl StatusLine {
 }
 
 /// Takes the lock, or returns the exit status to give up with.
-fn acquire(folder: &LockFolder, o: &Options, shared: &Shared) -> Result<LockGuard, i32> {
+fn acquire(folder: &LockFolder, o: &Options, signals: &mut Delivery) -> Result<LockGuard, i32> {
     let start = Instant::now();
     let dir = o.dir.display();
     if o.timeout == Some(Duration::ZERO) {
@@ -403,6 +378,22 @@ fn acquire(folder: &LockFolder, o: &Options, shared: &Shared) -> Result<LockGuar
     }
     let deadline = o.timeout.map(|t| start + t);
     let mut waiter = folder.waiter();
+    // One attempt first: the lock is usually free, and then no thread is
+    // started.
+    match waiter.wait(Some(start), None) {
+        Ok(Some(guard)) => return Ok(guard),
+        Ok(None) => {}
+        Err(e) => return Err(exit::fail(&e, Context::Run)),
+    }
+    let cancel = CancelToken::new();
+    let mut canceller = Canceller::idle();
+    if let Err(e) = canceller.start(signals.get_read().as_raw_fd(), cancel.clone()) {
+        return Err(exit::fail_at(
+            &o.dir,
+            format_args!("cannot watch for signals: {e}"),
+            exit::OSERR,
+        ));
+    }
     let mut line = StatusLine {
         on: !o.quiet && std::io::stderr().is_terminal(),
         shown: false,
@@ -410,7 +401,7 @@ fn acquire(folder: &LockFolder, o: &Options, shared: &Shared) -> Result<LockGuar
     loop {
         let slice_end = Instant::now() + SLICE;
         let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-        match waiter.wait(Some(until), Some(&shared.cancel)) {
+        match waiter.wait(Some(until), Some(&cancel)) {
             Ok(Some(guard)) => {
                 line.clear();
                 if o.verbose {
@@ -447,7 +438,8 @@ fn acquire(folder: &LockFolder, o: &Options, shared: &Shared) -> Result<LockGuar
             }
             Err(Error::Cancelled { .. }) => {
                 line.clear();
-                let signo = shared.pending().unwrap_or(SIGINT);
+                canceller.stop();
+                let signo = first_signal(signals).unwrap_or(SIGINT);
                 if !o.quiet {
                     exit::report(format_args!(
                         "{dir}: {} while waiting for the lock; gave up, no bid left",

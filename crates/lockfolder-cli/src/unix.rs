@@ -13,7 +13,7 @@
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -138,7 +138,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 /// A close-on-exec pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -196,11 +196,23 @@ pub enum Ended {
     Signalled(i32),
 }
 
+/// Sleeps until the child exits; see [`Gated::wait_exit_or`].
+pub struct ExitWatch {
+    pidfd: Option<OwnedFd>,
+}
+
+/// What ended a [`Gated::wait_exit_or`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The child has exited (it is not reaped yet).
+    Exited,
+    /// The other descriptor is readable.
+    Readable,
+}
+
 /// Why `go` did not lead to a running command.
 #[derive(Debug)]
 pub enum GoError {
-    /// `execve` failed in the child with this error.
-    Exec(io::Error),
     /// The child had already died (killed while it waited at the gate).
     Died(Ended),
     /// Talking to the child failed.
@@ -297,8 +309,9 @@ impl Gated {
         self.pid as u32
     }
 
-    /// Opens the gate: the child executes the command. Returns once the
-    /// command runs (or exec failed).
+    /// Opens the gate: the child executes the command. Does not wait for
+    /// `execve`; after the child has exited, [`Gated::exec_error`] tells
+    /// whether it ran the command at all.
     pub fn go(&mut self) -> Result<(), GoError> {
         let go = self.go.take().expect("go is called once");
         let byte = [1u8];
@@ -307,13 +320,20 @@ impl Gated {
             cvt(unsafe { libc::write(go.as_raw_fd(), byte.as_ptr().cast(), 1) } as libc::c_int)
         });
         drop(go);
-        if let Err(e) = written {
+        match written {
+            Ok(_) => Ok(()),
             // EPIPE (SIGPIPE is ignored by Rust programs): the child is gone.
-            if e.raw_os_error() == Some(libc::EPIPE) {
-                return Err(GoError::Died(self.wait().map_err(GoError::Io)?));
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
+                Err(GoError::Died(self.wait().map_err(GoError::Io)?))
             }
-            return Err(GoError::Io(e));
+            Err(e) => Err(GoError::Io(e)),
         }
+    }
+
+    /// After the child has exited: the error of its `execve`, if that failed
+    /// (the child reports it on a close-on-exec pipe, so a command that ran
+    /// leaves the pipe empty).
+    pub fn exec_error(&self) -> Option<io::Error> {
         let mut buf = [0u8; 4];
         let mut got = 0;
         while got < buf.len() {
@@ -332,45 +352,83 @@ impl Gated {
                     Ok(n as usize)
                 }
             })
-            .map_err(GoError::Io)?;
+            .ok()?;
             if n == 0 {
                 break;
             }
             got += n;
         }
-        match got {
-            // Close-on-exec closed the pipe: the command is running.
-            0 => Ok(()),
-            4 => {
-                let errno = i32::from_ne_bytes(buf);
-                let _ = self.wait();
-                Err(GoError::Exec(io::Error::from_raw_os_error(errno)))
-            }
-            _ => Err(GoError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "short report from the child",
-            ))),
-        }
+        (got == buf.len()).then(|| io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
     }
 
-    /// Blocks until the child has ended, *without* reaping it: its PID stays
-    /// reserved (a zombie) so a signal sent to it until [`Gated::wait`]
-    /// cannot reach a recycled PID.
-    pub fn wait_exit_keep(&self) -> io::Result<()> {
+    /// Whether the child has exited, without reaping it: its PID stays
+    /// reserved (a zombie) until [`Gated::wait`], so a signal sent to it
+    /// before then cannot reach a recycled PID.
+    fn has_exited(&self) -> io::Result<bool> {
+        // SAFETY: siginfo_t is plain data that waitid fills.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         retry(|| {
-            // SAFETY: siginfo_t is plain data that waitid fills.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             // SAFETY: waits on our own child with a valid siginfo pointer.
             cvt(unsafe {
                 libc::waitid(
                     libc::P_PID,
                     self.pid as libc::id_t,
                     &mut info,
-                    libc::WEXITED | libc::WNOWAIT,
+                    libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
                 )
             })
-        })
-        .map(drop)
+        })?;
+        // SAFETY: waitid filled `info` (or left it zeroed: no child ready).
+        Ok(unsafe { info.si_pid() } != 0)
+    }
+
+    /// A way to sleep until the child exits (a pidfd where the kernel has
+    /// them, Linux 5.3+).
+    pub fn exit_watch(&self) -> ExitWatch {
+        // SAFETY: pidfd_open takes a PID and flags and returns a new
+        // descriptor or -1; no memory is passed.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+        ExitWatch {
+            // SAFETY: a non-negative result is a new descriptor we own.
+            pidfd: (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) }),
+        }
+    }
+
+    /// Sleeps until the child has exited (`Woke::Exited`; not reaped) or
+    /// `fd` is readable (`Woke::Readable`; checked first).
+    pub fn wait_exit_or(&self, watch: &ExitWatch, fd: RawFd) -> io::Result<Woke> {
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: watch.pidfd.as_ref().map_or(-1, |p| p.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // Without a pidfd, poll the exit status every 20 ms.
+            let timeout = if watch.pidfd.is_some() { -1 } else { 20 };
+            // SAFETY: `fds` is a valid array of two pollfd; a negative fd is
+            // ignored by poll.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[0].revents != 0 {
+                return Ok(Woke::Readable);
+            }
+            if fds[1].revents != 0 || (watch.pidfd.is_none() && self.has_exited()?) {
+                return Ok(Woke::Exited);
+            }
+        }
     }
 
     /// Reaps the child and returns how it ended.
@@ -411,4 +469,30 @@ pub fn stderr_columns() -> Option<usize> {
     // SAFETY: valid fd number and pointer for this ioctl.
     let r = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
     (r == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+/// Sleeps until one of `fds` is readable (or hung up); returns its index.
+pub fn wait_readable(fds: &[RawFd]) -> io::Result<usize> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if let Some(i) = pfds.iter().position(|p| p.revents != 0) {
+            return Ok(i);
+        }
+    }
 }
