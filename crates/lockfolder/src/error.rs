@@ -117,6 +117,17 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// Contenders of one folder disagree on the number of slots of the
+    /// counting semaphore (or one uses slots and the other not).
+    #[error("lock folder {}: opened with {ours} slot(s), but a bid in it was made with {theirs}", path.display())]
+    SlotsMismatch {
+        /// The bid that disagrees.
+        path: PathBuf,
+        /// Our slot count.
+        ours: u32,
+        /// The bid's slot count.
+        theirs: u32,
+    },
     /// The platform cannot run the protocol safely (see `docs/safety.md`).
     #[error("lock folder {}: {what} is not supported on this platform", path.display())]
     Unsupported {
@@ -155,6 +166,7 @@ impl Error {
             | Error::LockLost { path }
             | Error::WithdrawFailed { path, .. }
             | Error::InvalidInput { path, .. }
+            | Error::SlotsMismatch { path, .. }
             | Error::Unsupported { path, .. } => path,
         }
     }
@@ -168,6 +180,7 @@ impl Error {
             Error::Cancelled { .. } => io::ErrorKind::Interrupted,
             Error::LockLost { .. } => io::ErrorKind::NotFound,
             Error::InvalidInput { .. } => io::ErrorKind::InvalidInput,
+            Error::SlotsMismatch { .. } => io::ErrorKind::InvalidData,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
         }
     }

@@ -149,9 +149,28 @@ pub struct Builder {
     label: Option<String>,
     command: Option<String>,
     owner: Option<u32>,
+    mode: Mode,
+    slots: u32,
 }
 
 impl Builder {
+    /// A shared (reader) lock: any number of shared holders at once, none
+    /// while an exclusive holder is in. Waiters are served in age order, so a
+    /// stream of readers cannot starve a waiting writer (FIFO, not reader
+    /// preference). Default: exclusive.
+    pub fn shared(mut self, yes: bool) -> Self {
+        self.mode = if yes { Mode::Shared } else { Mode::Exclusive };
+        self
+    }
+
+    /// A counting semaphore: at most `n` holders at once. Every contender of
+    /// the folder must use the same `n`; a bid with another count is refused
+    /// with [`Error::SlotsMismatch`]. `1` (the default) is a plain lock.
+    pub fn slots(mut self, n: u32) -> Self {
+        self.slots = n;
+        self
+    }
+
     /// Whether to create the folder (and its parents) if missing. Default: yes.
     pub fn create(mut self, yes: bool) -> Self {
         self.create = yes;
@@ -197,6 +216,12 @@ impl Builder {
                 });
             }
         }
+        if self.slots == 0 || (self.slots > 1 && self.mode == Mode::Shared) {
+            return Err(Error::InvalidInput {
+                path: self.path,
+                what: "slots must be at least 1, and a semaphore cannot also be shared".into(),
+            });
+        }
         let folder = sys::Folder::open(&self.path, self.create)?;
         Ok(LockFolder {
             shared: Arc::new(Shared {
@@ -204,8 +229,8 @@ impl Builder {
                 label: self.label,
                 command: self.command,
                 owner: self.owner,
-                mode: Mode::Exclusive,
-                slots: 1,
+                mode: self.mode,
+                slots: self.slots,
                 watches: std::sync::Mutex::new(Vec::new()),
             }),
         })
@@ -232,7 +257,19 @@ impl LockFolder {
             label: None,
             command: None,
             owner: None,
+            mode: Mode::Exclusive,
+            slots: 1,
         }
+    }
+
+    /// The mode of this folder's bids.
+    pub fn mode(&self) -> Mode {
+        self.shared.mode
+    }
+
+    /// The slot count (1 unless opened as a semaphore).
+    pub fn slots(&self) -> u32 {
+        self.shared.slots
     }
 
     /// The folder's path.

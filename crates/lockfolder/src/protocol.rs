@@ -244,7 +244,11 @@ impl Rival {
 
 /// What a check found, stale entries already removed.
 pub(crate) struct Listing {
+    /// Live entries that conflict with our mode (for an exclusive lock: all).
     pub rivals: Vec<Rival>,
+    /// Live bids of the same counting semaphore: they conflict only when
+    /// there are as many of them as slots.
+    pub peers: Vec<Rival>,
     pub own_present: bool,
     /// The other contenders waiting in the queue (live markers).
     pub queue: Vec<Queued>,
@@ -260,10 +264,64 @@ pub(crate) struct Queued {
 }
 
 impl Listing {
-    /// Whether a live waiter older than `mine` is queued.
-    fn older_waiter(&self, mine: &Token) -> bool {
-        self.queue.iter().any(|q| q.token.age() < mine.age())
-            || self.rivals.iter().any(|r| r.precedes(mine))
+    /// Whether we may not enter: a conflicting entry, or every slot taken.
+    fn blocked(&self, slots: u32) -> bool {
+        !self.rivals.is_empty() || self.peers.len() >= slots as usize
+    }
+
+    /// Whether we step back (withdraw our bid, or not bid): an older
+    /// conflicting bid, or at least `slots` older bids of our semaphore, so
+    /// that we cannot be among the first `slots` in the age order.
+    fn must_step_back(&self, mine: &Token, slots: u32) -> bool {
+        self.rivals.iter().any(|r| r.precedes(mine))
+            || self.peers.iter().filter(|r| r.precedes(mine)).count() >= slots as usize
+    }
+
+    /// Whether a live waiter older than `mine` is queued, or an older bid
+    /// makes us step back.
+    fn older_waiter(&self, mine: &Token, slots: u32) -> bool {
+        self.queue.iter().any(|q| q.token.age() < mine.age()) || self.must_step_back(mine, slots)
+    }
+
+    /// Everything that keeps us out, for "who holds it" and for waking.
+    fn blockers(&self, slots: u32) -> Vec<Rival> {
+        let mut v = self.rivals.clone();
+        if self.peers.len() >= slots as usize {
+            v.extend(self.peers.iter().cloned());
+        }
+        v
+    }
+}
+
+/// How a live bid relates to ours.
+enum Relation {
+    Conflicts,
+    /// Both shared: no conflict.
+    Compatible,
+    /// Same semaphore: counts against the slots.
+    Peer,
+}
+
+fn relation(mine: (Mode, u32), rec: &BidRecord, path: &std::path::Path) -> Result<Relation> {
+    let (mode, slots) = mine;
+    if !rec.is_native() {
+        // 1.0.2 bids know no modes: exclusive.
+        return Ok(Relation::Conflicts);
+    }
+    if slots > 1 || rec.slots() > 1 {
+        if rec.slots() != slots {
+            return Err(Error::SlotsMismatch {
+                path: path.to_path_buf(),
+                ours: slots,
+                theirs: rec.slots(),
+            });
+        }
+        return Ok(Relation::Peer);
+    }
+    if mode == Mode::Shared && rec.mode() == Mode::Shared {
+        Ok(Relation::Compatible)
+    } else {
+        Ok(Relation::Conflicts)
     }
 }
 
@@ -279,6 +337,7 @@ fn check(
     let ctx = sys::host_context().ok();
     let mut listing = Listing {
         rivals: Vec::new(),
+        peers: Vec::new(),
         own_present: false,
         queue: Vec::new(),
     };
@@ -316,13 +375,23 @@ fn check(
                     remove_stale(shared, &raw.name, cache)?;
                     continue;
                 }
-                listing.rivals.push(Rival {
+                let relation = relation(
+                    (shared.mode, shared.slots),
+                    &rec,
+                    &shared.path_of(&raw.name),
+                )?;
+                let rival = Rival {
                     name: raw.name,
                     token: rec.is_native().then_some(token),
                     rec: Some(rec),
                     verdict,
                     note: None,
-                });
+                };
+                match relation {
+                    Relation::Conflicts => listing.rivals.push(rival),
+                    Relation::Peer => listing.peers.push(rival),
+                    Relation::Compatible => {}
+                }
             }
             Seen::NotABid { note } => listing.rivals.push(Rival {
                 name: raw.name,
@@ -504,9 +573,11 @@ impl Contender {
             // Step 10. A courtesy: it keeps us from bidding into a held lock
             // (single attempts) and, while waiting, from bidding ahead of an
             // older waiter.
+            let slots = self.shared.slots;
             let listing = check(&self.shared, None, self.marker.as_deref(), &mut self.cache)?;
-            let contended = !listing.rivals.is_empty() || !listing.queue.is_empty();
-            self.rivals = listing.rivals.clone();
+            let blocked = listing.blocked(slots);
+            let contended = blocked || !listing.queue.is_empty();
+            self.rivals = listing.blockers(slots);
             self.older = listing
                 .queue
                 .iter()
@@ -514,12 +585,12 @@ impl Contender {
                 .cloned()
                 .collect();
             if contended {
-                if !waiting && !listing.rivals.is_empty() {
+                if !waiting && blocked {
                     return Ok(Step::Busy);
                 }
                 if waiting {
                     self.join_queue()?;
-                    if listing.older_waiter(&self.age) {
+                    if listing.older_waiter(&self.age, slots) {
                         return Ok(Step::Wait);
                     }
                 }
@@ -541,14 +612,16 @@ impl Contender {
             self.marker.as_deref(),
             &mut self.cache,
         )?;
+        let slots = self.shared.slots;
         if !listing.own_present {
             // Someone deleted our bid (by hand, or the folder was replaced).
             // Never enter without it; bid again on the next pass.
             self.bid = None;
-            self.rivals = listing.rivals;
+            self.rivals = listing.blockers(slots);
             return Ok(wait_or_busy);
         }
-        if listing.rivals.is_empty() {
+        // Our own bid takes a slot: we enter if the others leave one free.
+        if !listing.blocked(slots) {
             // Step 50. Our place in the queue is no longer needed; if the
             // marker cannot be removed, give the lock back rather than leave
             // a marker that would hold younger waiters back.
@@ -559,8 +632,8 @@ impl Contender {
             }
             return Ok(Step::Held(self.bid.take().unwrap_or(own)));
         }
-        let yield_to_older = listing.rivals.iter().any(|r| r.precedes(&self.token));
-        self.rivals = listing.rivals;
+        let yield_to_older = listing.must_step_back(&self.token, slots);
+        self.rivals = listing.blockers(slots);
         if !waiting || yield_to_older {
             // Step 40.
             self.withdraw()?;
@@ -641,6 +714,8 @@ impl Contender {
                 .filter(|r| r.precedes(&self.age))
                 .map(|r| r.name.clone())
                 .collect();
+            // (For a semaphore, `rivals` holds the peers too when all slots
+            // are taken, so any older one of them counts here.)
             if !older.is_empty() {
                 return WakeOn {
                     names: Some(older),

@@ -11,13 +11,29 @@ fn say(s: &str) {
     let _ = out.flush();
 }
 
+/// Opens the folder in the mode named by `spec`: "" or "exclusive",
+/// "shared", or "slots=N".
+fn open(dir: &str, spec: Option<&str>) -> LockFolder {
+    let b = LockFolder::builder(dir);
+    let b = match spec.unwrap_or("") {
+        "" | "exclusive" => b,
+        "shared" => b.shared(true),
+        s => b.slots(s.strip_prefix("slots=").unwrap().parse().unwrap()),
+    };
+    b.open().unwrap()
+}
+
+fn alive(pid: u32) -> bool {
+    rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap()).is_ok()
+}
+
 pub fn run(role: &str) -> i32 {
     let raw = std::env::var("LF_ARGS").unwrap_or_default();
     let args: Vec<&str> = raw.split('\u{1f}').collect();
     match role {
         // Take the lock, say so, hold it until stdin closes.
         "hold" => {
-            let lf = LockFolder::new(args[0]).unwrap();
+            let lf = open(args[0], args.get(1).copied());
             let g = lf.lock().unwrap();
             say(&format!("LOCKED {}", g.bid_path().display()));
             let mut sink = Vec::new();
@@ -28,7 +44,7 @@ pub fn run(role: &str) -> i32 {
         }
         // One attempt.
         "try" => {
-            let lf = LockFolder::new(args[0]).unwrap();
+            let lf = open(args[0], args.get(1).copied());
             match lf.try_lock().unwrap() {
                 Some(g) => {
                     say("GOT");
@@ -116,6 +132,42 @@ pub fn run(role: &str) -> i32 {
                     e.path().display()
                 )),
             }
+            0
+        }
+        // args: lock dir, occupancy dir, mode, seconds. Loops: lock, drop a
+        // marker named by our PID into the occupancy dir, count the markers
+        // of live processes, check the count against the mode, leave.
+        "occupy" => {
+            let lf = open(args[0], Some(args[2]));
+            let occ = std::path::Path::new(args[1]);
+            let limit = match args[2] {
+                "shared" => usize::MAX,
+                "exclusive" => 1,
+                s => s.strip_prefix("slots=").unwrap().parse().unwrap(),
+            };
+            let until = Instant::now() + Duration::from_secs_f64(args[3].parse().unwrap());
+            let me = occ.join(std::process::id().to_string());
+            let mut n = 0u64;
+            let mut most = 0usize;
+            while Instant::now() < until {
+                let g = lf.lock().unwrap();
+                std::fs::write(&me, b"").unwrap();
+                let inside = std::fs::read_dir(occ)
+                    .unwrap()
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| alive(*pid))
+                    .count();
+                most = most.max(inside);
+                if inside > limit {
+                    say(&format!("OVER {inside} > {limit}"));
+                    return 3;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                std::fs::remove_file(&me).unwrap();
+                g.release().unwrap();
+                n += 1;
+            }
+            say(&format!("DONE {n} {most}"));
             0
         }
         other => {

@@ -10,6 +10,7 @@ mod contention;
 mod folder;
 mod hostile;
 mod identity;
+mod modes;
 mod util;
 mod waiting;
 
@@ -26,6 +27,7 @@ fn main() {
         .chain(folder::TESTS)
         .chain(hostile::TESTS)
         .chain(identity::TESTS)
+        .chain(modes::TESTS)
         .chain(waiting::TESTS)
     {
         let f = *f;
