@@ -43,19 +43,33 @@ fn cstring(s: &OsStr) -> Result<CString, PrepareError> {
     CString::new(s.as_bytes()).map_err(|_| PrepareError::Nul(s.to_owned()))
 }
 
-/// Whether `path` is a regular file this process may execute.
-fn executable(path: &Path) -> Result<bool, PrepareError> {
+/// What is at a candidate path for the program.
+enum Candidate {
+    Missing,
+    /// A regular file without execute permission for us.
+    NotExecutable,
+    Executable,
+}
+
+fn candidate(path: &Path) -> Result<Candidate, PrepareError> {
+    // One stat per candidate: PATH lookups happen on every run.
     let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(false);
+        return Ok(Candidate::Missing);
     };
     if !meta.is_file() {
-        return Ok(false);
+        return Ok(Candidate::Missing);
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Ok(Candidate::NotExecutable);
     }
     let c = cstring(path.as_os_str())?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
     // access(2) only reads it.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
-    Ok(ok && meta.permissions().mode() & 0o111 != 0)
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+        Ok(Candidate::Executable)
+    } else {
+        Ok(Candidate::NotExecutable)
+    }
 }
 
 /// Finds `program` the way `execvp` and shells do: a name with a slash is
@@ -68,10 +82,12 @@ fn resolve(program: &OsStr) -> Result<PathBuf, PrepareError> {
     }
     if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
-        return match std::fs::metadata(&p) {
-            Err(_) => Err(PrepareError::NotFound(program.to_owned())),
-            Ok(_) if executable(&p)? => Ok(p),
-            Ok(_) => Err(PrepareError::NotExecutable(p)),
+        return match candidate(&p)? {
+            Candidate::Executable => Ok(p),
+            // A directory or other non-file: execve says EACCES, shells 126.
+            Candidate::NotExecutable => Err(PrepareError::NotExecutable(p)),
+            Candidate::Missing if p.exists() => Err(PrepareError::NotExecutable(p)),
+            Candidate::Missing => Err(PrepareError::NotFound(program.to_owned())),
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
@@ -83,12 +99,13 @@ fn resolve(program: &OsStr) -> Result<PathBuf, PrepareError> {
         } else {
             dir
         };
-        let candidate = dir.join(program);
-        if executable(&candidate)? {
-            return Ok(candidate);
-        }
-        if found_but_not_executable.is_none() && candidate.is_file() {
-            found_but_not_executable = Some(candidate);
+        let c = dir.join(program);
+        match candidate(&c)? {
+            Candidate::Executable => return Ok(c),
+            Candidate::NotExecutable if found_but_not_executable.is_none() => {
+                found_but_not_executable = Some(c);
+            }
+            _ => {}
         }
     }
     match found_but_not_executable {

@@ -116,6 +116,11 @@ fn command_not_found_and_not_executable() {
         .args(["run", ds, "--", script.to_str().unwrap()])
         .assert()
         .code(126);
+    // A directory is not a program either.
+    lockfolder()
+        .args(["run", ds, "--", t.path().to_str().unwrap()])
+        .assert()
+        .code(126);
     // execve itself fails (no interpreter): reported after the lock was taken.
     let bad = t.path().join("bad-interpreter.sh");
     std::fs::write(&bad, "#!/no/such/interpreter\n").unwrap();
