@@ -17,6 +17,8 @@ pub const HELD: i32 = 1;
 pub const USAGE: i32 = 64;
 /// The lock folder does not exist or is not a folder (`status`, `clean`).
 pub const NOINPUT: i32 = 66;
+/// `EX_DATAERR`: the folder's bids disagree with us (another slot count).
+pub const DATAERR: i32 = 65;
 /// Internal error (a bug in lockfolder).
 pub const SOFTWARE: i32 = 70;
 /// Operating-system error: cannot fork, cannot read process identity.
@@ -58,6 +60,7 @@ pub fn code_for(err: &Error, ctx: Context) -> i32 {
             Context::Inspect => NOINPUT,
         },
         Error::InvalidInput { .. } => USAGE,
+        Error::SlotsMismatch { .. } => DATAERR,
         Error::Unsupported { .. } => OSERR,
         Error::WithdrawFailed { .. } => IOERR,
         Error::Io { op, source, .. } => match op {

@@ -85,6 +85,11 @@ fn details(h: &Holder) -> String {
     if let Some(host) = &h.host {
         parts.push(format!("host {host}"));
     }
+    match (h.mode, h.slots) {
+        (_, Some(n)) if n > 1 => parts.push(format!("{n} slots")),
+        (Some(lockfolder::Mode::Shared), _) => parts.push("shared".to_owned()),
+        _ => {}
+    }
     if let Some(a) = age(h) {
         parts.push(format!("age {}", human_duration(a)));
     }

@@ -108,6 +108,16 @@ struct RunArgs {
     #[arg(long, value_name = "TEXT")]
     label: Option<String>,
 
+    /// Take a shared (reader) lock: any number of shared holders run at
+    /// once, never together with an exclusive one.
+    #[arg(short = 's', long, conflicts_with = "slots")]
+    shared: bool,
+
+    /// Counting semaphore: at most N holders at once. Every user of DIR must
+    /// give the same N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    slots: Option<u32>,
+
     /// Run SHELL_COMMAND with `/bin/sh -c` instead of COMMAND.
     #[arg(
         short = 'c',
@@ -219,6 +229,8 @@ where
                 quiet: a.quiet,
                 verbose: a.verbose,
                 label: a.label,
+                shared: a.shared,
+                slots: a.slots.unwrap_or(1),
             })
         }
         Command::Status(a) => inspect::status(&a.dir, a.json, a.quiet),

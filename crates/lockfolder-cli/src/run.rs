@@ -45,6 +45,8 @@ pub struct Options {
     pub quiet: bool,
     pub verbose: bool,
     pub label: Option<String>,
+    pub shared: bool,
+    pub slots: u32,
 }
 
 /// How often the wait comes up for air (status line, deadline). The core
@@ -217,7 +219,9 @@ fn run_gated(
     // without running the command.
     let mut builder = LockFolder::builder(&o.dir)
         .owner_pid(child.pid())
-        .command(cmdline.clone());
+        .command(cmdline.clone())
+        .shared(o.shared)
+        .slots(o.slots);
     if let Some(l) = &o.label {
         builder = builder.label(l.clone());
     }

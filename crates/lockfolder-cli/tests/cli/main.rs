@@ -4,5 +4,6 @@
 
 mod common;
 mod inspect;
+mod modes;
 mod run;
 mod signals;
