@@ -23,6 +23,10 @@ pub const TESTS: &[TestFn] = &[
         "folder::vanished_folder_is_an_error",
         vanished_folder_is_an_error,
     ),
+    (
+        "folder::replaced_folder_is_an_error",
+        replaced_folder_is_an_error,
+    ),
 ];
 
 fn missing_folder_is_created() {
@@ -78,4 +82,21 @@ fn vanished_folder_is_an_error() {
     let err = lf.try_lock().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("gone"), "{err}");
+}
+
+fn replaced_folder_is_an_error() {
+    // The folder is renamed away and a new one made at its path: an open
+    // LockFolder must not go on bidding in the old one, where nobody else
+    // looks.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("lock");
+    let lf = LockFolder::new(&p).unwrap();
+    std::fs::rename(&p, dir.path().join("old")).unwrap();
+    std::fs::create_dir(&p).unwrap();
+    let other = LockFolder::new(&p).unwrap();
+    let _held = other.try_lock().unwrap().unwrap();
+    let err = lf.try_lock().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("replaced"), "{err}");
+    assert_eq!(names(&dir.path().join("old")), Vec::<String>::new());
 }

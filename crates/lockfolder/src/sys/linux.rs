@@ -116,6 +116,7 @@ impl Folder {
     pub fn list(&self) -> Result<Vec<RawEntry>> {
         let err = |e: io::Error| Error::io(Op::ReadFolder, &self.path, e);
         fault::check(Op::ReadFolder, b"").map_err(err)?;
+        self.check_still_at_path()?;
         let fd = rustix::fs::openat(
             &self.fd,
             c".",
@@ -137,6 +138,29 @@ impl Folder {
             });
         }
         Ok(out)
+    }
+
+    /// Refuses to go on if the path no longer names the directory we hold
+    /// open (it was renamed away, or deleted and created anew): others using
+    /// the path would use another folder, and we would bid where nobody looks.
+    fn check_still_at_path(&self) -> Result<()> {
+        let here = rustix::fs::fstat(&self.fd)
+            .map_err(|e| Error::io(Op::ReadFolder, &self.path, errno_io(e)))?;
+        let replaced = match rustix::fs::stat(&self.path) {
+            Ok(there) => there.st_dev != here.st_dev || there.st_ino != here.st_ino,
+            Err(_) => true,
+        };
+        if replaced {
+            return Err(Error::io(
+                Op::OpenFolder,
+                &self.path,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the lock folder was removed or replaced since it was opened; open it again",
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The type of an entry, without following symlinks.
