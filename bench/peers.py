@@ -40,9 +40,9 @@ def say(line):
 class Peer:
     """acquire(timeout) -> bool, try_acquire() -> bool, release()."""
 
-    def note(self):
-        """Anything the report should say about this worker's run."""
-        return None
+    def exceptions(self):
+        """Exceptions the lock raised and the worker caught, by type name."""
+        return {}
 
     def try_acquire(self):
         return self.acquire(0.0)
@@ -196,11 +196,8 @@ class Lf102Peer(Peer):
                 pass
             return False
 
-    def note(self):
-        if not self.errors:
-            return None
-        kinds = ", ".join(f"{n}× {k}" for k, n in sorted(self.errors.items()))
-        return f"lockfolder 1.0.2's lock() raised {kinds} (caught, counted as a failed attempt)"
+    def exceptions(self):
+        return dict(self.errors)
 
     def acquire(self, timeout):
         deadline = time.monotonic() + timeout
@@ -290,10 +287,7 @@ def worker(args):
             acq += 1
             write_counter(counter, count + 1, me, mono_ns())
             lock.release()
-        out = {"acq": acq, "lat": lat, "timeouts": timeouts}
-        if lock.note():
-            out["note"] = lock.note()
-        say(json.dumps(out))
+        say(json.dumps({"acq": acq, "lat": lat, "timeouts": timeouts, "exceptions": lock.exceptions()}))
     elif mode == "hold":
         if not lock.acquire(o["timeout"]):
             raise RuntimeError("could not take the lock to hold it")

@@ -104,3 +104,36 @@ pub fn flock(file: &Path, iters: u64) -> Result<f64, String> {
     }
     Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
 }
+
+/// ns per `try_lock` + release of lockfolder in this process.
+fn lockfolder_cycle(lock: &lockfolder::LockFolder, iters: u64) -> Result<f64, String> {
+    let cycle = |n: u64| -> Result<(), String> {
+        for _ in 0..n {
+            let g = lock
+                .try_lock()
+                .map_err(|e| e.to_string())?
+                .ok_or("uncontended lock was busy")?;
+            g.release().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    cycle(iters / 10 + 1)?;
+    let t0 = crate::worker::mono_ns();
+    cycle(iters)?;
+    Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
+}
+
+/// The raw floor and lockfolder's uncontended cycle in alternating blocks in
+/// one process, so that a change of machine load hits both alike. Returns the
+/// per-block ns of each, in order.
+pub fn paired(dir: &Path, rounds: usize, iters: u64) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let floor_dir = dir.join("floor.d");
+    std::fs::create_dir_all(&floor_dir).map_err(|e| e.to_string())?;
+    let lock = lockfolder::LockFolder::new(dir.join("lockfolder.d")).map_err(|e| e.to_string())?;
+    let (mut f, mut l) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        f.push(raw(&floor_dir, iters)?);
+        l.push(lockfolder_cycle(&lock, iters)?);
+    }
+    Ok((f, l))
+}

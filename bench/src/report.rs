@@ -83,6 +83,8 @@ struct Plan {
     rust_ns: Vec<usize>,
     py_ns: Vec<usize>,
     floor_iters: u64,
+    /// Alternating blocks of floor and lockfolder in one process.
+    paired_rounds: usize,
     rust_iters: u64,
     py_iters: u64,
     rec_reps: usize,
@@ -101,6 +103,7 @@ impl Plan {
                 rust_ns: vec![4],
                 py_ns: vec![],
                 floor_iters: 2000,
+                paired_rounds: 2,
                 rust_iters: 2000,
                 py_iters: 0,
                 rec_reps: 1,
@@ -116,6 +119,7 @@ impl Plan {
                 rust_ns: vec![2, 4, 8],
                 py_ns: vec![4, 8],
                 floor_iters: 20000,
+                paired_rounds: 10,
                 rust_iters: 20000,
                 py_iters: 2000,
                 rec_reps: 5,
@@ -223,6 +227,8 @@ struct FsResults {
     fstype: String,
     raw_floor: Option<f64>,
     flock_floor: Option<f64>,
+    /// Medians of (floor, lockfolder) measured in alternating blocks.
+    paired: Option<(f64, f64)>,
     floor_err: Option<String>,
     uncontended: Vec<(Impl, Result<f64, String>)>,
     hot: Vec<(Impl, usize, HotRow)>,
@@ -266,6 +272,7 @@ fn measure_fs(
         fstype,
         raw_floor: None,
         flock_floor: None,
+        paired: None,
         floor_err: None,
         uncontended: Vec::new(),
         hot: Vec::new(),
@@ -290,6 +297,16 @@ fn measure_fs(
         let _ = std::fs::remove_dir_all(&c);
     }
     r.raw_floor = median_f(raws);
+    let c = suite::cell(dir, "paired")?;
+    match floor::paired(&c, plan.paired_rounds, plan.floor_iters / 4) {
+        Ok((f, l)) => {
+            if let (Some(f), Some(l)) = (median_f(f), median_f(l)) {
+                r.paired = Some((f, l));
+            }
+        }
+        Err(e) => r.floor_err = Some(e),
+    }
+    let _ = std::fs::remove_dir_all(&c);
     r.flock_floor = median_f(flocks);
 
     let all: Vec<Impl> = rust.iter().chain(py).cloned().collect();
@@ -489,7 +506,7 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         log(&format!("CLI: {s}"));
         let out = Command::new("bash")
             .arg(s)
-            .env("LOCKFOLDER_BIN", a.cli.clone().unwrap_or_default())
+            .env("LOCKFOLDER", a.cli.clone().unwrap_or_default())
             .output();
         match out {
             Ok(o) => format!(
@@ -597,9 +614,25 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     );
     let _ = writeln!(w, "| target | measured | met |\n|---|---|---|");
     let yes = |b: bool| if b { "yes" } else { "**no**" };
+    if let Some((f, l)) = t.paired {
+        let x = f / l;
+        let _ = writeln!(
+            w,
+            "| uncontended Rust cycle ≥ 0.8× the raw-syscall floor's throughput (alternating blocks in one process) | {x:.2}× ({} vs {}) | {} |",
+            fmt_ns(l),
+            fmt_ns(f),
+            yes(x >= 0.8)
+        );
+    }
     if let (Some(l), Some(f)) = (lf(t), t.raw_floor) {
         let x = f / l;
-        let _ = writeln!(w, "| uncontended Rust cycle ≥ 0.8× the raw-syscall floor's throughput | {x:.2}× ({} vs {}) | {} |", fmt_ns(l), fmt_ns(f), yes(x >= 0.8));
+        let _ = writeln!(
+            w,
+            "| the same, lockfolder in a worker process and the floor in the orchestrator, one after the other | {x:.2}× ({} vs {}) | {} |",
+            fmt_ns(l),
+            fmt_ns(f),
+            yes(x >= 0.8)
+        );
     }
     if let Some(h) = hot(t, "lockfolder", 4) {
         if let (Some(p50), Some(p99)) = (h.p50, h.p99) {
@@ -754,6 +787,21 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         };
         floor_row(w, "floor: raw check-bid-check syscalls (Rust)", r.raw_floor);
         floor_row(w, "floor: flock + unlock (Rust)", r.flock_floor);
+        if let Some((f, l)) = r.paired {
+            let _ = writeln!(
+                w,
+                "| paired: raw floor, alternating with the next row in one process | {} | {:.0} | 1.00× | – | – |",
+                fmt_ns(f),
+                1e9 / f
+            );
+            let _ = writeln!(
+                w,
+                "| paired: lockfolder (Rust) try_lock + release, same process | {} | {:.0} | {} | – | – |",
+                fmt_ns(l),
+                1e9 / l,
+                ratio(Some(f / l))
+            );
+        }
         if let Some(e) = &r.floor_err {
             let _ = writeln!(w, "| floor | error: {e} | | | | |");
             rust_broken = true;
@@ -806,13 +854,19 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
                 .as_ref()
                 .map(|e| format!(" (and an error: {})", e.replace('|', "/")))
                 .unwrap_or_default();
-            let notes: Vec<&String> = h.runs.iter().flat_map(|c| c.notes.iter()).collect();
-            if !notes.is_empty() {
+            let mut raised = std::collections::BTreeMap::new();
+            for c in &h.runs {
+                for (k, n) in &c.exceptions {
+                    *raised.entry(k.clone()).or_insert(0u64) += n;
+                }
+            }
+            if !raised.is_empty() {
+                let kinds: Vec<String> = raised.iter().map(|(k, n)| format!("{n}× {k}")).collect();
                 let _ = write!(
                     note,
-                    "; {} (first of {} notes)",
-                    notes[0].replace('|', "/"),
-                    notes.len()
+                    "; the lock raised {} over {} runs (caught; counted as failed attempts)",
+                    kinds.join(", "),
+                    h.runs.len()
                 );
             }
             if h.stalled > 0 {

@@ -188,8 +188,8 @@ pub struct Contended {
     pub per_worker: Vec<u64>,
     /// Workers that gave up after waiting the stall timeout for one acquisition.
     pub stalled: u64,
-    /// What workers asked to be said about their run.
-    pub notes: Vec<String>,
+    /// Exceptions the workers' lock raised and they caught (Python peers).
+    pub exceptions: std::collections::BTreeMap<String, u64>,
     pub total: u64,
     pub counter: u64,
     pub handoffs: usize,
@@ -278,7 +278,7 @@ pub fn contended(
     }
     let mut per_worker = Vec::new();
     let mut stalled = 0;
-    let mut notes = Vec::new();
+    let mut exceptions = std::collections::BTreeMap::new();
     let mut lat = Vec::new();
     for id in 0..n {
         let text = std::fs::read_to_string(c.join(format!("out-{id}"))).unwrap_or_default();
@@ -295,8 +295,10 @@ pub fn contended(
         };
         per_worker.push(v["acq"].as_u64().unwrap_or(0));
         stalled += v["timeouts"].as_u64().unwrap_or(0);
-        if let Some(n) = v["note"].as_str() {
-            notes.push(format!("worker {id}: {n}"));
+        if let Some(m) = v["exceptions"].as_object() {
+            for (k, n) in m {
+                *exceptions.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+            }
         }
         if let Some(l) = v["lat"].as_array() {
             lat.extend(l.iter().filter_map(|x| x.as_u64()));
@@ -310,7 +312,7 @@ pub fn contended(
         total: per_worker.iter().sum(),
         per_worker,
         stalled,
-        notes,
+        exceptions,
         counter: count,
         handoffs: lat.len(),
         p50_ns: percentile(&lat, 0.50),
