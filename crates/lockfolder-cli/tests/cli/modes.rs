@@ -4,14 +4,21 @@
 use crate::common::*;
 use std::time::Duration;
 
-/// A shell command that announces itself in `dir/NAME`, waits until `dir`
-/// holds `want` announcements (proof that that many ran at once), then
-/// leaves. Gives up after 10 s so a failure cannot hang the test.
-fn rendezvous(dir: &std::path::Path, name: &str, want: usize) -> String {
+/// A shell command that announces itself in `dir/NAME`, then stays inside
+/// until the test creates `dir/go` (at most 10 s, so a failure cannot hang).
+fn announce_and_hold(dir: &std::path::Path, name: &str) -> String {
     format!(
-        "touch {d}/{name}; i=0; while [ $(ls {d} | wc -l) -lt {want} ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; [ $i -lt 1000 ]",
+        "touch {d}/{name}; i=0; while [ ! -e {d}/go ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done",
         d = dir.display()
     )
+}
+
+/// Waits until `n` holders have announced themselves: proof that `n` hold
+/// the lock at the same time.
+fn inside(meet: &std::path::Path, n: usize) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_dir(meet).unwrap().count() >= n
+    })
 }
 
 #[test]
@@ -20,21 +27,17 @@ fn shared_holders_run_together_and_exclude_a_writer() {
     let meet = _t.path().join("meet");
     std::fs::create_dir(&meet).unwrap();
     let ds = d.to_str().unwrap();
-    let a_cmd = rendezvous(&meet, "a", 2);
-    let b_cmd = rendezvous(&meet, "b", 2);
+    let a_cmd = announce_and_hold(&meet, "a");
+    let b_cmd = announce_and_hold(&meet, "b");
     let mut a = Bg::lockfolder(&["run", "-s", "-w", "10", ds, "-c", &a_cmd]);
     let mut b = Bg::lockfolder(&["run", "--shared", "-w", "10", ds, "-c", &b_cmd]);
-    // While they hold it together, an exclusive attempt is refused.
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(
-        &meet
-    )
-    .unwrap()
-    .count()
-        >= 1));
+    // Both shared holders are inside at once; an exclusive attempt is refused.
+    assert!(inside(&meet, 2), "two shared holders at once");
     lockfolder()
         .args(["run", "-n", ds, "--", "true"])
         .assert()
         .code(1);
+    std::fs::write(meet.join("go"), b"").unwrap();
     assert!(
         a.wait_for(Duration::from_secs(15)).success(),
         "{}",
@@ -58,24 +61,27 @@ fn slots_admit_n_and_refuse_a_mismatch() {
     std::fs::create_dir(&meet).unwrap();
     let ds = d.to_str().unwrap();
     let cmds: Vec<String> = (0..2)
-        .map(|i| rendezvous(&meet, &i.to_string(), 2))
+        .map(|i| announce_and_hold(&meet, &i.to_string()))
         .collect();
     let mut holders: Vec<Bg> = cmds
         .iter()
         .map(|c| Bg::lockfolder(&["run", "--slots", "2", "-w", "10", ds, "-c", c]))
         .collect();
-    assert!(wait_until(Duration::from_secs(10), || std::fs::read_dir(
-        &meet
-    )
-    .unwrap()
-    .count()
-        >= 1));
-    // A third with the same count waits; another count is refused (65).
+    assert!(
+        inside(&meet, 2),
+        "two holders of a 2-slot semaphore at once"
+    );
+    // Another count is refused (65); a third with the same count is busy.
     lockfolder()
         .args(["run", "--slots", "3", "-w", "5", ds, "--", "true"])
         .assert()
         .code(65)
         .stderr(predicates::str::contains("slot"));
+    lockfolder()
+        .args(["run", "--slots", "2", "-n", ds, "--", "true"])
+        .assert()
+        .code(1);
+    std::fs::write(meet.join("go"), b"").unwrap();
     for h in &mut holders {
         assert!(
             h.wait_for(Duration::from_secs(15)).success(),
