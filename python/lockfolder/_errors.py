@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any, Tuple, Union
 
-__all__ = ["LockError", "LockTimeout", "LockLost", "LockCancelled"]
+__all__ = ["LockError", "LockTimeout", "LockLost", "LockCancelled", "SlotsMismatch"]
 
 
 class LockError(Exception):
     """Base class of lockfolder's own errors. ``path`` is the lock folder (or
-    the bid file, for ``LockLost``)."""
+    the bid file, for ``LockLost`` and ``SlotsMismatch``)."""
 
     def __init__(self, message: str, path: Union[str, "os.PathLike[str]"]) -> None:
         super().__init__(message)
@@ -52,3 +52,21 @@ class LockLost(LockError):
 
 class LockCancelled(LockError):
     """A wait was cancelled through a ``CancelToken``; no bid is left."""
+
+
+class SlotsMismatch(LockError):
+    """The folder holds a live bid made with another slot count: every
+    contender of a counting semaphore must open it with the same ``slots``
+    (a plain or shared lock counts as 1). ``path`` is the bid that disagrees,
+    ``ours`` our count, ``theirs`` the bid's. The refused attempt leaves no
+    bid behind."""
+
+    def __init__(
+        self, message: str, path: Union[str, "os.PathLike[str]"], ours: int, theirs: int
+    ) -> None:
+        super().__init__(message, path)
+        self.ours = ours
+        self.theirs = theirs
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.ours, self.theirs))

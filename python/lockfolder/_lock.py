@@ -22,11 +22,17 @@ _L = TypeVar("_L", bound="LockFolder")
 class LockFolder(_lockfolder.LockFolder):
     """An inter-process mutex that needs nothing but a folder.
 
-    ``LockFolder(path, *, timeout=None, label=None)``: ``path`` (``str`` or
-    any ``os.PathLike``) is created if missing; ``timeout`` is the default for
-    ``acquire()``, ``with`` and ``async with`` (None: wait as long as it
-    takes); ``label`` is stored in the bid and shown by ``holders()`` and
-    ``lockfolder status``.
+    ``LockFolder(path, *, timeout=None, label=None, shared=False, slots=1)``:
+    ``path`` (``str`` or any ``os.PathLike``) is created if missing;
+    ``timeout`` is the default for ``acquire()``, ``with`` and ``async with``
+    (None: wait as long as it takes); ``label`` is stored in the bid and shown
+    by ``holders()`` and ``lockfolder status``.
+
+    ``shared=True`` makes a shared (reader) lock: shared holders run together,
+    never with an exclusive one. ``slots=N`` makes a counting semaphore that
+    admits at most ``N`` holders; every contender of the folder must use the
+    same ``N`` (``SlotsMismatch`` otherwise). ``slots=0``, or ``shared=True``
+    with ``slots > 1``, raise ``ValueError``.
 
     Concurrency contract:
 
@@ -35,7 +41,9 @@ class LockFolder(_lockfolder.LockFolder):
     * Not reentrant: acquiring an object again from the thread (or asyncio
       task) that holds it raises ``RuntimeError`` instead of deadlocking.
       Other threads or tasks sharing the object wait their turn.
-    * Waiters are served first come, first served; a waiter that gives up
+    * Waiters are served first come, first served, whatever their mode: a
+      reader that arrives after a waiting writer queues behind it, so a
+      stream of readers cannot starve a writer. A waiter that gives up
       (timeout, Ctrl-C, cancellation) leaves no bid behind.
     * A holder that crashes or is killed leaves a bid that the next contender
       recognises as stale (no process with that PID and start time) and

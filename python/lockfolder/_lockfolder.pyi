@@ -3,7 +3,7 @@
 import os
 import pathlib
 from types import TracebackType
-from typing import Generic, TypeVar, final
+from typing import Generic, Literal, TypeVar, final
 
 __version__: str
 RECHECK_SECONDS: float
@@ -31,7 +31,8 @@ class Holder:
     def path(self) -> pathlib.Path: ...
     @property
     def kind(self) -> str:
-        """``"bid"``, ``"legacy-bid"`` (lockfolder 1.0.2), ``"temporary"`` or ``"other"``."""
+        """``"bid"``, ``"legacy-bid"`` (lockfolder 1.0.2), ``"temporary"``,
+        ``"queue-marker"`` or ``"other"``."""
     @property
     def state(self) -> str:
         """``"live"``, ``"stale"``, ``"foreign"`` or ``"not-a-bid"``."""
@@ -49,6 +50,14 @@ class Holder:
         """When the bid was published, in Unix seconds."""
     @property
     def waiting_since(self) -> float | None: ...
+    @property
+    def mode(self) -> Literal["exclusive", "shared"] | None:
+        """The bid's mode (1.0.2 bids are ``"exclusive"``); None for entries
+        that are not bids."""
+    @property
+    def slots(self) -> int | None:
+        """The slot count recorded in the bid (1 for plain and shared locks);
+        None for entries that are not bids."""
     @property
     def label(self) -> str | None: ...
     @property
@@ -89,6 +98,8 @@ class LockFolder:
         *,
         timeout: float | None = None,
         label: str | None = None,
+        shared: bool = False,
+        slots: int = 1,
         create: bool = True,
     ) -> None: ...
     @property
@@ -97,6 +108,10 @@ class LockFolder:
     def timeout(self) -> float | None: ...
     @property
     def label(self) -> str | None: ...
+    @property
+    def shared(self) -> bool: ...
+    @property
+    def slots(self) -> int: ...
     @property
     def locked(self) -> bool: ...
     @property

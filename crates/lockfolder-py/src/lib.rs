@@ -14,7 +14,7 @@
 
 #![forbid(unsafe_code)]
 
-use lockfolder::{CancelToken, Error, Holder, LockFolder, LockGuard};
+use lockfolder::{CancelToken, Error, Holder, LockFolder, LockGuard, Mode};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::ffi::OsString;
@@ -75,6 +75,9 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::Timeout { holder, .. } => lock_error(py, "LockTimeout", (text, path, holder)),
         Error::Cancelled { .. } => lock_error(py, "LockCancelled", (text, path)),
         Error::LockLost { .. } => lock_error(py, "LockLost", (text, path)),
+        Error::SlotsMismatch { ours, theirs, .. } => {
+            lock_error(py, "SlotsMismatch", (text, path, ours, theirs))
+        }
         Error::NotADirectory { .. } => os_error(
             Some(20), // ENOTDIR: Python raises NotADirectoryError
             "open lock folder: not a directory".to_owned(),
@@ -110,6 +113,27 @@ fn seconds(timeout: Option<f64>) -> PyResult<Option<Duration>> {
             "timeout must be a non-negative number of seconds or None, not {t}"
         ))),
         Some(t) => Ok(Duration::try_from_secs_f64(t).ok()), // too large: no limit
+    }
+}
+
+/// The slot count from Python: a positive int that fits the bid's field.
+/// Zero, negative and oversized counts are a `ValueError`, not an
+/// `OverflowError` from the conversion.
+fn slot_count(slots: i64) -> PyResult<u32> {
+    match u32::try_from(slots) {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(PyValueError::new_err(format!(
+            "slots must be a whole number from 1 to {}, not {slots}",
+            u32::MAX
+        ))),
+    }
+}
+
+/// The name Python sees for a mode.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Exclusive => "exclusive",
+        Mode::Shared => "shared",
     }
 }
 
@@ -173,6 +197,8 @@ struct PyHolder {
     started: Option<f64>,
     acquired: Option<f64>,
     waiting_since: Option<f64>,
+    mode: Option<&'static str>,
+    slots: Option<u32>,
     label: Option<String>,
     command: Option<String>,
     blocks: bool,
@@ -190,6 +216,8 @@ impl From<Holder> for PyHolder {
             started: unix_seconds(h.started),
             acquired: unix_seconds(h.acquired),
             waiting_since: unix_seconds(h.waiting_since),
+            mode: h.mode.map(mode_name),
+            slots: h.slots,
             path: h.path,
             note: h.note,
             pid: h.pid,
@@ -203,9 +231,20 @@ impl From<Holder> for PyHolder {
 #[pymethods]
 impl PyHolder {
     fn __repr__(&self) -> String {
+        // Python's notation: None for absent values, quoted strings.
+        fn opt<T: std::fmt::Debug>(v: &Option<T>) -> String {
+            v.as_ref()
+                .map_or_else(|| "None".to_owned(), |v| format!("{v:?}"))
+        }
         format!(
-            "Holder(name={:?}, state={:?}, kind={:?}, pid={:?}, host={:?})",
-            self.name, self.state, self.kind, self.pid, self.host
+            "Holder(name={:?}, state={:?}, kind={:?}, pid={}, host={}, mode={}, slots={})",
+            self.name,
+            self.state,
+            self.kind,
+            opt(&self.pid),
+            opt(&self.host),
+            opt(&self.mode),
+            opt(&self.slots)
         )
     }
 
@@ -332,16 +371,27 @@ impl PyLockFolder {
 #[pymethods]
 impl PyLockFolder {
     #[new]
-    #[pyo3(signature = (path, *, timeout = None, label = None, create = true))]
+    #[pyo3(signature = (path, *, timeout = None, label = None, shared = false, slots = 1, create = true))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         timeout: Option<f64>,
         label: Option<String>,
+        shared: bool,
+        slots: i64,
         create: bool,
     ) -> PyResult<Self> {
         seconds(timeout)?;
-        let mut builder = LockFolder::builder(&path).create(create);
+        let slots = slot_count(slots)?;
+        if shared && slots > 1 {
+            return Err(PyValueError::new_err(format!(
+                "a lock cannot be both shared and a semaphore (shared=True, slots={slots})"
+            )));
+        }
+        let mut builder = LockFolder::builder(&path)
+            .create(create)
+            .shared(shared)
+            .slots(slots);
         if let Some(l) = &label {
             builder = builder.label(l.clone());
         }
@@ -371,6 +421,19 @@ impl PyLockFolder {
     #[getter]
     fn label(&self) -> Option<String> {
         self.label.clone()
+    }
+
+    /// Whether this is a shared (reader) lock.
+    #[getter]
+    fn shared(&self) -> bool {
+        self.folder.mode() == Mode::Shared
+    }
+
+    /// The slot count: how many holders may be in at once (1 unless the
+    /// object was opened as a counting semaphore).
+    #[getter]
+    fn slots(&self) -> u32 {
+        self.folder.slots()
     }
 
     /// Whether this object holds the lock in this process. False in a child
@@ -497,8 +560,13 @@ impl PyLockFolder {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let class = slf.get_type().qualname()?;
         let me = slf.get();
+        let kind = match (me.folder.mode(), me.folder.slots()) {
+            (_, n) if n > 1 => format!(" slots={n}"),
+            (Mode::Shared, _) => " shared".to_owned(),
+            _ => String::new(),
+        };
         Ok(format!(
-            "<{class} {:?} locked={}>",
+            "<{class} {:?}{kind} locked={}>",
             me.folder.path().display().to_string(),
             if me.locked() { "True" } else { "False" }
         ))
