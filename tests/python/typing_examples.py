@@ -16,6 +16,7 @@ from lockfolder import (
     LockFolder,
     LockLost,
     LockTimeout,
+    SlotsMismatch,
 )
 from lockfolder import lockfolder as lf1
 
@@ -74,6 +75,28 @@ def legacy(path: pathlib.Path) -> bool:
         assert lf1.have_lock(path)
         lf1.unlock(str(path))
     return lf1.in_use(path) or lf1.challenge(path / "x.json")
+
+
+def modes(path: pathlib.Path) -> int:
+    reader = LockFolder(path, shared=True, timeout=1.0)
+    pool = LockFolder(path / "pool", slots=4, label="worker")
+    shared: bool = reader.shared
+    slots: int = pool.slots
+    with reader:
+        for h in reader.holders():
+            mode: Optional[str] = h.mode
+            count: Optional[int] = h.slots
+            print(mode, count)
+    try:
+        with pool.acquire(timeout=2):
+            pass
+    except SlotsMismatch as e:
+        ours: int = e.ours
+        theirs: int = e.theirs
+        bid: str = e.path
+        as_lock_error: LockError = e
+        print(ours, theirs, bid, as_lock_error)
+    return slots if shared else 1
 
 
 def version() -> str:
