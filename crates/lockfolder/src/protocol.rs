@@ -475,6 +475,23 @@ fn side_name(token: Token, me: ProcessStamp, ctx: &HostContext, queue: bool) -> 
     .file_name()
 }
 
+/// Deletes one of our own entries (bid or marker), forgetting it once gone.
+/// A failure is reported with the path, and the name is kept so a later
+/// attempt (or `Drop`) can retry.
+fn remove_own(shared: &Shared, slot: &mut Option<String>) -> Result<()> {
+    if let Some(name) = slot.as_deref() {
+        shared
+            .folder
+            .remove(name.as_bytes())
+            .map_err(|source| Error::WithdrawFailed {
+                path: shared.path_of(name.as_bytes()),
+                source,
+            })?;
+        *slot = None;
+    }
+    Ok(())
+}
+
 /// Steps 40 and 60: delete our bid by its name. `Ok(false)` if it had vanished.
 pub(crate) fn delete_bid(shared: &Shared, name: &str) -> std::io::Result<bool> {
     shared.folder.remove(name.as_bytes())
@@ -551,18 +568,7 @@ impl Contender {
     }
 
     fn leave_queue(&mut self) -> Result<()> {
-        if let Some(name) = &self.marker {
-            match self.shared.folder.remove(name.as_bytes()) {
-                Ok(_) => self.marker = None,
-                Err(source) => {
-                    return Err(Error::WithdrawFailed {
-                        path: self.shared.path_of(name.as_bytes()),
-                        source,
-                    })
-                }
-            }
-        }
-        Ok(())
+        remove_own(&self.shared, &mut self.marker)
     }
 
     /// One pass: steps 10-20-30 and the decision 40 or 50. With `waiting`
@@ -646,18 +652,7 @@ impl Contender {
 
     /// Step 40: delete our bid, if we have one out.
     pub fn withdraw(&mut self) -> Result<()> {
-        if let Some(name) = &self.bid {
-            match delete_bid(&self.shared, name) {
-                Ok(_) => self.bid = None,
-                Err(source) => {
-                    return Err(Error::WithdrawFailed {
-                        path: self.shared.path_of(name.as_bytes()),
-                        source,
-                    })
-                }
-            }
-        }
-        Ok(())
+        remove_own(&self.shared, &mut self.bid)
     }
 
     /// Gives up: withdraws the bid and leaves the queue.

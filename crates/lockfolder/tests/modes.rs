@@ -25,6 +25,16 @@ pub const TESTS: &[TestFn] = &[
 
 const T: Duration = Duration::from_secs(10);
 
+/// Waits for an `occupy` child to finish and returns the most holders it saw
+/// inside at once.
+fn most_inside(p: crate::util::Proc) -> usize {
+    let line = p.line(Duration::from_secs(30));
+    assert!(line.starts_with("DONE"), "{line}");
+    let most = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_eq!(p.finish(T), 0);
+    most
+}
+
 fn readers_share_a_writer_excludes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
@@ -74,16 +84,7 @@ fn writer_is_not_starved_by_readers() {
     g.release().unwrap();
     let mut most = 0;
     for r in readers {
-        let line = r.line(Duration::from_secs(30));
-        assert!(line.starts_with("DONE"), "{line}");
-        most = most.max(
-            line.split_whitespace()
-                .nth(2)
-                .unwrap()
-                .parse::<usize>()
-                .unwrap(),
-        );
-        assert_eq!(r.finish(T), 0);
+        most = most.max(most_inside(r));
     }
     assert!(
         most >= 2,
@@ -114,16 +115,7 @@ fn slots_are_never_exceeded_with_kill9() {
     }
     let mut most = 0;
     for w in workers {
-        let line = w.line(Duration::from_secs(30));
-        assert!(line.starts_with("DONE"), "{line}");
-        most = most.max(
-            line.split_whitespace()
-                .nth(2)
-                .unwrap()
-                .parse::<usize>()
-                .unwrap(),
-        );
-        assert_eq!(w.finish(T), 0);
+        most = most.max(most_inside(w));
     }
     assert!(kills >= 5);
     assert!(
