@@ -239,6 +239,16 @@ pub enum Mode {
     Shared,
 }
 
+impl Mode {
+    /// `exclusive` or `shared`, as written in bids.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+        }
+    }
+}
+
 /// The JSON content of a bid, as written and as read.
 ///
 /// Every field but `PID` and `CREATED` is optional on read: a bid with just

@@ -119,7 +119,7 @@ pub enum Error {
     },
     /// Contenders of one folder disagree on the number of slots of the
     /// counting semaphore (or one uses slots and the other not).
-    #[error("lock folder {}: opened with {ours} slot(s), but a bid in it was made with {theirs}", path.display())]
+    #[error("bid {}: made for {theirs} slot(s), but this lock was opened with {ours}; every user of a folder must give the same slot count", path.display())]
     SlotsMismatch {
         /// The bid that disagrees.
         path: PathBuf,
