@@ -10,6 +10,8 @@
 //! * step 30: the listing of step 10 again;
 //! * step 60: `unlinkat(bid)`.
 //!
+//! Each cycle uses fresh names of the real length, as the protocol does.
+//!
 //! `flock` is one `flock(LOCK_EX)` + `flock(LOCK_UN)` on a file kept open.
 
 use rustix::fd::OwnedFd;
@@ -43,15 +45,23 @@ pub fn raw(dir: &Path, iters: u64) -> Result<f64, String> {
     .map_err(|e| format!("{}: {e}", dir.display()))?;
     let content = serde_json::to_vec(&lockfolder::current_identity().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    // Names as long as the real ones: a UUIDv7 bid and a temporary that
-    // carries the token, PID, start ticks, PID namespace and boot id.
-    let bid = "0190f4c2-7d3e-7a11-8b2c-5d6e7f809a1b.json";
-    let temp = format!(
-        ".lockfolder-0190f4c27d3e7a118b2c5d6e7f809a1b-{}-123456789-4026531836-0123456789abcdef0123456789abcdef.tmp",
-        std::process::id()
-    );
+    // Fresh names every cycle, as long as the real ones, because the protocol
+    // needs unique names (a bid name is never reused): a UUIDv7-shaped bid
+    // and a temporary that carries the token, PID, start ticks, PID
+    // namespace and boot id. Reusing one name would let the filesystem
+    // recycle the same directory slot and dentry, which the real cycle never
+    // gets.
+    let pid = std::process::id();
+    let seq = std::cell::Cell::new(0u64);
     let cycle = || -> Result<(), String> {
         let e = |e: rustix::io::Errno| e.to_string();
+        let n = seq.get();
+        seq.set(n + 1);
+        let bid = format!("0190f4c2-7d3e-7a11-8b2c-{:012x}.json", n ^ 0x5d6e7f809a1b);
+        let temp = format!(
+            ".lockfolder-0190f4c27d3e7a118b2c{:016x}-{pid}-123456789-4026531836-0123456789abcdef0123456789abcdef.tmp",
+            n ^ 0x5d6e7f809a1b
+        );
         if list(&dfd)? != 2 {
             return Err("the floor folder is not empty".to_owned());
         }
@@ -67,10 +77,16 @@ pub fn raw(dir: &Path, iters: u64) -> Result<f64, String> {
             return Err("short write".to_owned());
         }
         drop(fd);
-        rustix::fs::renameat_with(&dfd, temp.as_str(), &dfd, bid, RenameFlags::NOREPLACE)
-            .map_err(e)?;
+        rustix::fs::renameat_with(
+            &dfd,
+            temp.as_str(),
+            &dfd,
+            bid.as_str(),
+            RenameFlags::NOREPLACE,
+        )
+        .map_err(e)?;
         list(&dfd)?;
-        rustix::fs::unlinkat(&dfd, bid, AtFlags::empty()).map_err(e)?;
+        rustix::fs::unlinkat(&dfd, bid.as_str(), AtFlags::empty()).map_err(e)?;
         Ok(())
     };
     for _ in 0..iters / 10 + 1 {
