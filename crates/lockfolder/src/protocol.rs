@@ -341,7 +341,9 @@ fn check(
         own_present: false,
         queue: Vec::new(),
     };
-    for raw in shared.folder.list()? {
+    // Step 30 (`own` set) is the listing that decides: it also makes sure
+    // the path still names the folder we hold open.
+    for raw in shared.folder.list(own.is_some())? {
         if own.is_some_and(|o| o.as_bytes() == raw.name.as_slice()) {
             listing.own_present = true;
             continue;
@@ -739,7 +741,7 @@ pub(crate) fn holders(shared: &Shared) -> Result<Vec<Holder>> {
     let ctx = sys::host_context().ok();
     let mut cache = Cache::default();
     let mut out = Vec::new();
-    for raw in shared.folder.list()? {
+    for raw in shared.folder.list(true)? {
         if let Some(h) = describe(shared, &raw, inspect(shared, &raw, ctx, &mut cache)) {
             out.push(h);
         }
@@ -753,7 +755,7 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
     let ctx = sys::host_context().ok();
     let mut cache = Cache::default();
     let mut removed = Vec::new();
-    for raw in shared.folder.list()? {
+    for raw in shared.folder.list(true)? {
         let seen = inspect(shared, &raw, ctx, &mut cache);
         let stale = matches!(
             seen,

@@ -22,6 +22,8 @@ use std::time::Duration;
 pub(crate) struct Folder {
     fd: OwnedFd,
     path: PathBuf,
+    /// Device and inode of the directory `fd` names (they never change).
+    id: (u64, u64),
 }
 
 /// One name from a listing, with the type the directory reported for it.
@@ -97,9 +99,11 @@ impl Folder {
             },
             e => Error::io(Op::OpenFolder, path, errno_io(e)),
         })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(Op::OpenFolder, path, errno_io(e)))?;
         Ok(Folder {
             fd,
             path: path.to_path_buf(),
+            id: (st.st_dev, st.st_ino),
         })
     }
 
@@ -112,11 +116,14 @@ impl Folder {
     }
 
     /// Lists the folder. Each call opens a fresh descriptor: a listing must
-    /// start after everything it is meant to see (step 30's freshness).
-    pub fn list(&self) -> Result<Vec<RawEntry>> {
+    /// start after everything it is meant to see (step 30's freshness). With
+    /// `verify`, first make sure the path still names this folder.
+    pub fn list(&self, verify: bool) -> Result<Vec<RawEntry>> {
         let err = |e: io::Error| Error::io(Op::ReadFolder, &self.path, e);
         fault::check(Op::ReadFolder, b"").map_err(err)?;
-        self.check_still_at_path()?;
+        if verify {
+            self.check_still_at_path()?;
+        }
         let fd = rustix::fs::openat(
             &self.fd,
             c".",
@@ -144,10 +151,8 @@ impl Folder {
     /// open (it was renamed away, or deleted and created anew): others using
     /// the path would use another folder, and we would bid where nobody looks.
     fn check_still_at_path(&self) -> Result<()> {
-        let here = rustix::fs::fstat(&self.fd)
-            .map_err(|e| Error::io(Op::ReadFolder, &self.path, errno_io(e)))?;
         let replaced = match rustix::fs::stat(&self.path) {
-            Ok(there) => there.st_dev != here.st_dev || there.st_ino != here.st_ino,
+            Ok(there) => (there.st_dev, there.st_ino) != self.id,
             Err(_) => true,
         };
         if replaced {

@@ -54,7 +54,7 @@ impl Folder {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn list(&self) -> Result<Vec<RawEntry>> {
+    pub fn list(&self, _verify: bool) -> Result<Vec<RawEntry>> {
         Err(unsupported(&self.path))
     }
     pub fn lstat_type(&self, _name: &[u8]) -> io::Result<EntryType> {
