@@ -12,7 +12,7 @@
 //!   taking steps, and none ever enters? Found with Tarjan's strongly
 //!   connected components on the no-holder part of the graph.
 
-use crate::model::{Action, Config, Pc, State, Step, NONE};
+use crate::model::{Action, Config, Pc, State, Step};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -393,6 +393,9 @@ fn quiet_successors(
         .collect()
 }
 
+/// A Tarjan frame: a node, its successors (state, contender) and the next one to visit.
+type Frame = (u32, Vec<(u32, u8)>, usize);
+
 /// Looks for a fair cycle without progress: without a victim, one in which
 /// nobody ever holds the lock; with one, one in which that contender waits
 /// throughout and never holds while the others may.
@@ -412,7 +415,7 @@ pub fn find_livelock(cfg: &Config, g: &Graph, victim: Option<usize>) -> Option<L
             continue;
         }
         // Iterative Tarjan: frames of (node, successors, position).
-        let mut frames: Vec<(u32, Vec<(u32, u8)>, usize)> = Vec::new();
+        let mut frames: Vec<Frame> = Vec::new();
         let succ = quiet_successors(cfg, g, &g.states[root], victim, &mut buf);
         index[root] = next;
         low[root] = next;
@@ -503,7 +506,7 @@ fn fair_cycle(
     let mut closing = None;
     'bfs: while let Some(v) = queue.pop_front() {
         g.states[v as usize].successors(cfg, None, buf);
-        for (a, t) in buf.drain(..).collect::<Vec<_>>() {
+        for (a, t) in std::mem::take(buf) {
             if matches!(a.step, Step::Crash | Step::Restart | Step::GiveUp) {
                 continue;
             }
@@ -531,7 +534,6 @@ fn fair_cycle(
         }
         cycle.reverse();
     }
-    let _ = NONE;
     Some(Livelock {
         trace: g.trace_to(root),
         cycle,

@@ -16,10 +16,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("--crashes takes a number"));
     println!(
-        "{:<26} {:>8} {:>10} {:>12} {:>6} {:>8}  result",
+        "{:<28} {:>8} {:>10} {:>12} {:>6} {:>8}  result",
         "configuration", "crashes", "states", "transitions", "depth", "seconds"
     );
-    for (name, mut cfg) in configs::real() {
+    let all = configs::real()
+        .into_iter()
+        .map(|(n, c)| (format!("{n} (873a589)"), c))
+        .chain(
+            configs::with_fix()
+                .into_iter()
+                .map(|(n, c)| (format!("{n} (fix)"), c)),
+        );
+    for (name, mut cfg) in all {
         if let Some(c) = crashes {
             cfg.crashes = c;
         }
@@ -27,7 +35,10 @@ fn main() {
         let result = match (&r.two_holders, &r.wedge, &r.livelock) {
             (Some(_), _, _) => "TWO HOLDERS".to_owned(),
             (None, Some(w), _) => format!("WEDGE of {}", slot_name(w.proc)),
-            (None, None, Some(_)) => "safe, no wedge, LIVELOCK".to_owned(),
+            (None, None, Some(l)) => format!(
+                "safe, no wedge, LIVELOCK (cycle of {} steps)",
+                l.cycle.len()
+            ),
             (None, None, None) => format!(
                 "safe, no wedge, no livelock, {}",
                 if r.starvation.is_some() {
@@ -38,7 +49,7 @@ fn main() {
             ),
         };
         println!(
-            "{name:<26} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
+            "{name:<28} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
             cfg.crashes,
             r.states,
             r.transitions,
@@ -46,7 +57,7 @@ fn main() {
             r.elapsed.as_secs_f64()
         );
         println!(
-            "{:<26} search {:.2}s; wedge check {:.2}s ({} solo searches); livelock+starvation {:.2}s",
+            "{:<28} search {:.2}s; wedge check {:.2}s ({} solo searches); livelock+starvation {:.2}s",
             "",
             r.phases[0].as_secs_f64(),
             r.phases[1].as_secs_f64(),
@@ -78,7 +89,7 @@ fn main() {
             None => "NOT CAUGHT".to_owned(),
         };
         println!(
-            "{name:<26} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
+            "{name:<28} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
             cfg.crashes,
             r.states,
             r.transitions,

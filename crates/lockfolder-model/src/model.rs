@@ -22,6 +22,8 @@ pub const MAX_INC: usize = 3;
 pub const NIDS: usize = MAX_PROCS * MAX_INC;
 /// "No value" for ranks and removal targets.
 pub const NONE: u8 = u8::MAX;
+/// Entry ids at and above this are queue markers (`MARK + incarnation id`).
+pub const MARK: usize = 16;
 
 /// Which code a contender runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,6 +87,13 @@ pub struct Config {
     /// If true, a waiter may give up between attempts (timeout, cancel), which
     /// withdraws its bid.
     pub give_up: bool,
+    /// If true, a listing reads entries in one fixed name order with a cursor
+    /// (readdir); if false, in any order, each listing choosing its own.
+    pub name_order: bool,
+    /// Proposed fix (not in the crate as of commit 873a589): a waiter that
+    /// keeps its bid at step 30 without a queue marker publishes one first,
+    /// so that younger bidders see its bid as a waiter's and step back.
+    pub join_on_keep: bool,
 }
 
 impl Config {
@@ -96,6 +105,8 @@ impl Config {
             mutant: Mutant::None,
             any_age_order: false,
             give_up: true,
+            name_order: false,
+            join_on_keep: false,
         }
     }
 
@@ -129,25 +140,30 @@ pub struct Entry {
     pub age: u8,
 }
 
-/// What a listing has found so far.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What a listing has found so far, reduced to what `attempt` decides on.
+///
+/// `Rival::precedes` matches a bid with a marker of the same age. An age
+/// belongs to one waiting session of one incarnation, and an incarnation's
+/// sessions follow each other, so it is enough to keep, per incarnation, one
+/// bit for "an older bid of its current session was listed" and one for "its
+/// older marker was listed", cleared when it starts a new session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Summary {
     /// Our own bid was listed.
     pub own: bool,
     /// A live rival was listed (anything that keeps us from entering).
     pub rival: bool,
-    /// Rank of the oldest rival token of ours, or [`NONE`].
-    pub oldest: u8,
-}
-
-impl Default for Summary {
-    fn default() -> Summary {
-        Summary {
-            own: false,
-            rival: false,
-            oldest: NONE,
-        }
-    }
+    /// Another live queue marker was listed.
+    pub queued: bool,
+    /// A live marker older than us was listed (`older_waiter`).
+    pub older_marker: bool,
+    /// A live bid older than us with a live marker of the same age was listed
+    /// (step 30's `yield_to_older`).
+    pub older_waiting_bid: bool,
+    /// Incarnations whose current session's older bid was listed.
+    pub older_bids: u16,
+    /// Incarnations whose current session's older marker was listed.
+    pub older_marks: u16,
 }
 
 /// Where a contender is in `Waiter::wait` / `Contender::attempt`.
@@ -166,6 +182,18 @@ pub enum Pc {
     WriteContent,
     /// Step 40: decided to withdraw; next, delete our bid.
     Withdraw,
+    /// Step 10 decided to queue: next, publish the queue marker, then wait.
+    JoinThenWait,
+    /// Step 10 decided to queue and bid: next, publish the queue marker.
+    JoinThenBid,
+    /// Step 30 kept the bid (proposed fix): next, publish the queue marker,
+    /// then list again.
+    JoinThenRelist,
+    /// Step 20: next, write the temporary.
+    WriteTemp,
+    /// Step 30 found no rival: next, delete the queue marker, then hold.
+    /// Counted as a holder (it enters without another check).
+    LeaveQueue,
     /// Step 50: holding the lock.
     Held,
 }
@@ -185,7 +213,7 @@ pub struct Proc {
     pub sum: Summary,
     /// Entries present when the listing began and not yet read (bit per id):
     /// a listing cannot finish before it has read them, unless they vanish.
-    pub pending: u16,
+    pub pending: u32,
     /// An entry judged stale (or junk), to be removed next, or [`NONE`].
     pub target: u8,
     /// Mutant c: the last fresh listing, which a cached listing returns.
@@ -212,12 +240,17 @@ impl Default for Proc {
 pub struct State {
     /// Contender slots; only the first `flavors.len()` are used.
     pub procs: [Proc; MAX_PROCS],
-    /// The folder, by entry identity.
+    /// The folder, by entry identity: temporaries and bids.
     pub dir: [Entry; NIDS],
+    /// The folder's queue markers (`.wait`), by incarnation: age rank or
+    /// [`NONE`]. Entry id `MARK + i` in listings and removals.
+    pub marks: [u8; NIDS],
     /// Crashes still allowed.
     pub crashes_left: u8,
     /// Contenders in use.
     pub n: u8,
+    /// Listings in name order (copied from the configuration).
+    pub name_order: bool,
 }
 
 /// One step, for traces.
@@ -235,8 +268,14 @@ pub enum Step {
     Finish,
     /// Ends the listing with the cached result (mutant c).
     FinishCached,
+    /// Publishes its queue marker (`join_queue`).
+    JoinQueue,
+    /// Writes its temporary bid (step 20).
+    WriteTemp,
     /// Renames the temporary into place (the bid appears whole).
     Publish,
+    /// Deletes its queue marker before holding (`leave_queue`).
+    LeaveQueue,
     /// Writes the content of a bid whose name already exists (mutant b).
     WriteContent,
     /// Deletes its own bid (step 40).
@@ -269,9 +308,14 @@ fn id_of(slot: usize, inc: u8) -> usize {
     slot * MAX_INC + inc as usize
 }
 
-/// Describes an entry identity as `A1` (slot A, incarnation 1).
+/// Describes an entry id: `A1` (the bid or temporary of slot A's
+/// incarnation 1) or `A1.wait` (its queue marker).
 pub fn id_name(id: u8) -> String {
     let id = id as usize;
+    if id >= MARK {
+        let i = id - MARK;
+        return format!("{}{}.wait", slot_name(i / MAX_INC), i % MAX_INC);
+    }
     format!("{}{}", slot_name(id / MAX_INC), id % MAX_INC)
 }
 
@@ -285,8 +329,10 @@ impl State {
         State {
             procs,
             dir: [Entry::default(); NIDS],
+            marks: [NONE; NIDS],
             crashes_left: cfg.crashes,
             n: cfg.flavors.len() as u8,
+            name_order: cfg.name_order,
         }
     }
 
@@ -294,7 +340,7 @@ impl State {
     pub fn holders(&self) -> usize {
         self.procs
             .iter()
-            .filter(|p| p.alive && p.pc == Pc::Held)
+            .filter(|p| p.alive && matches!(p.pc, Pc::Held | Pc::LeaveQueue))
             .count()
     }
 
@@ -303,18 +349,27 @@ impl State {
         p.alive && p.inc as usize == id % MAX_INC
     }
 
-    fn present_mask(&self) -> u16 {
+    fn present_mask(&self) -> u32 {
         let mut m = 0;
         for (i, e) in self.dir.iter().enumerate() {
             if e.kind != kind::ABSENT {
                 m |= 1 << i;
+            }
+            if self.marks[i] != NONE {
+                m |= 1 << (MARK + i);
             }
         }
         m
     }
 
     fn start_scan(&mut self, p: usize, pc: Pc) {
-        let mask = self.present_mask();
+        // Any order: the entries present now must all be read (unless they
+        // vanish). Name order: every id is still ahead of the cursor.
+        let mask = if self.name_order {
+            u32::MAX
+        } else {
+            self.present_mask()
+        };
         let pr = &mut self.procs[p];
         pr.pc = pc;
         pr.pending = mask;
@@ -326,6 +381,17 @@ impl State {
     /// with mutant d a bid's name is its slot's, so deleting it deletes
     /// whichever bid of that slot is there now.
     fn delete(&mut self, cfg: &Config, id: usize) {
+        if id >= MARK {
+            // Queue markers always have unique names.
+            self.marks[id - MARK] = NONE;
+            for q in self.procs.iter_mut() {
+                q.pending &= !(1 << id);
+                if q.target as usize == id {
+                    q.target = NONE;
+                }
+            }
+            return;
+        }
         let fixed = cfg.mutant == Mutant::FixedName && self.dir[id].kind != kind::TEMP;
         let ids: Vec<usize> = if fixed {
             let slot = id / MAX_INC;
@@ -358,39 +424,53 @@ impl State {
         self.delete(cfg, id);
     }
 
-    /// Renumbers ranks 0.. keeping their order.
-    fn normalize(&mut self) {
-        let mut used = [false; 256];
-        for p in &self.procs {
-            used[p.age as usize] = true;
-            used[p.sum.oldest as usize] = true;
-            used[p.snap.oldest as usize] = true;
-        }
-        for e in &self.dir {
-            if e.kind == kind::TEMP || e.kind == kind::BID || e.kind == kind::EMPTY {
-                used[e.age as usize] = true;
+    /// Applies `f` to every rank in the state.
+    fn map_ranks(&mut self, f: &dyn Fn(u8) -> u8) {
+        let one = |v: &mut u8| {
+            if *v != NONE {
+                *v = f(*v)
             }
-        }
-        let mut map = [NONE; 256];
-        let mut next = 0u8;
-        for (v, u) in used.iter().enumerate().take(255) {
-            if *u {
-                map[v] = next;
-                next += 1;
-            }
-        }
+        };
         for p in self.procs.iter_mut() {
-            p.age = map[p.age as usize];
-            p.sum.oldest = map[p.sum.oldest as usize];
-            p.snap.oldest = map[p.snap.oldest as usize];
+            one(&mut p.age);
         }
         for e in self.dir.iter_mut() {
-            if e.kind == kind::TEMP || e.kind == kind::BID || e.kind == kind::EMPTY {
-                e.age = map[e.age as usize];
+            if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
+                e.age = f(e.age);
             } else {
                 e.age = 0;
             }
         }
+        for m in self.marks.iter_mut() {
+            one(m);
+        }
+    }
+
+    fn used_ranks(&self) -> u64 {
+        let mut used = 0u64;
+        let mut add = |v: u8| {
+            if v != NONE {
+                used |= 1 << v
+            }
+        };
+        for p in &self.procs {
+            add(p.age);
+        }
+        for e in &self.dir {
+            if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
+                add(e.age);
+            }
+        }
+        for m in &self.marks {
+            add(*m);
+        }
+        used
+    }
+
+    /// Renumbers ranks 0.. keeping their order.
+    fn normalize(&mut self) {
+        let used = self.used_ranks();
+        self.map_ranks(&|v| (used & ((1u64 << v) - 1)).count_ones() as u8);
     }
 
     /// Every step contender `p` can take (all contenders if `only` is None),
@@ -442,30 +522,11 @@ impl State {
         let my_id = id_of(p, pr.inc);
         match pr.pc {
             Pc::Idle => {
-                // Contender::new: the age token is "now". Ranks are 2k+1 for
-                // the existing ages; the new one is 2j, placed before the
-                // j-th (or after all).
-                let mut existing = 0u8;
-                {
-                    let mut s = self.clone();
-                    s.normalize();
-                    for q in &s.procs {
-                        if q.age != NONE {
-                            existing = existing.max(q.age + 1);
-                        }
-                        if q.sum.oldest != NONE {
-                            existing = existing.max(q.sum.oldest + 1);
-                        }
-                        if q.snap.oldest != NONE {
-                            existing = existing.max(q.snap.oldest + 1);
-                        }
-                    }
-                    for e in &s.dir {
-                        if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
-                            existing = existing.max(e.age + 1);
-                        }
-                    }
-                }
+                // Contender::new: the age token is "now": the youngest, or
+                // (clocks may step back) any place among the ages in use.
+                let mut base = self.clone();
+                base.normalize();
+                let existing = base.used_ranks().count_ones() as u8;
                 let places: Vec<u8> = if flavor == Flavor::Legacy {
                     vec![NONE]
                 } else if cfg.any_age_order {
@@ -474,25 +535,19 @@ impl State {
                     vec![existing]
                 };
                 for j in places {
-                    let mut s = self.clone();
-                    s.normalize();
+                    let mut s = base.clone();
                     if j != NONE {
-                        let spread = |v: &mut u8| {
-                            if *v != NONE {
-                                *v = 2 * *v + 1
-                            }
-                        };
-                        for q in s.procs.iter_mut() {
-                            spread(&mut q.age);
-                            spread(&mut q.sum.oldest);
-                            spread(&mut q.snap.oldest);
-                        }
-                        for e in s.dir.iter_mut() {
-                            if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
-                                spread(&mut e.age);
-                            }
-                        }
+                        s.map_ranks(&|v| 2 * v + 1);
                         s.procs[p].age = 2 * j;
+                    }
+                    // A new session: what others listed of our earlier
+                    // sessions can match nothing any more.
+                    let me = !(1u16 << my_id);
+                    for q in s.procs.iter_mut() {
+                        for sum in [&mut q.sum, &mut q.snap] {
+                            sum.older_bids &= me;
+                            sum.older_marks &= me;
+                        }
                     }
                     s.start_scan(p, Pc::Scan10);
                     push(Step::Start, s);
@@ -506,8 +561,14 @@ impl State {
                 push(Step::RemoveStale(t as u8), s);
             }
             Pc::Scan10 | Pc::Scan30 => {
-                for id in 0..NIDS {
-                    if self.dir[id].kind == kind::ABSENT {
+                let present = self.present_mask();
+                let ahead = present & pr.pending;
+                for id in 0..32 {
+                    if present >> id & 1 == 0 {
+                        continue;
+                    }
+                    // Name order: only the next entry after the cursor.
+                    if cfg.name_order && id != ahead.trailing_zeros() as usize {
                         continue;
                     }
                     for wrong in [false, true] {
@@ -523,7 +584,7 @@ impl State {
                         }
                     }
                 }
-                if pr.pending == 0 {
+                if ahead == 0 {
                     let mut s = self.clone();
                     s.finish(cfg, p, pr.sum);
                     push(Step::Finish, s);
@@ -538,10 +599,12 @@ impl State {
                 // Between attempts (before a listing has read anything), a
                 // waiter may time out or be cancelled: it withdraws its bid.
                 if cfg.give_up && flavor == Flavor::Ours && pr.sum == Summary::default() {
+                    // Contender::abandon: withdraw the bid, leave the queue.
                     let mut s = self.clone();
                     if pr.pc == Pc::Scan30 {
                         s.delete_own(cfg, p);
                     }
+                    s.delete(cfg, MARK + my_id);
                     s.procs[p] = Proc {
                         alive: true,
                         inc: pr.inc,
@@ -550,6 +613,28 @@ impl State {
                     };
                     push(Step::GiveUp, s);
                 }
+            }
+            Pc::JoinThenWait | Pc::JoinThenBid | Pc::JoinThenRelist => {
+                // join_queue: an empty `.wait` file named with our age.
+                let mut s = self.clone();
+                s.marks[my_id] = pr.age;
+                match pr.pc {
+                    Pc::JoinThenWait => s.start_scan(p, Pc::Scan10),
+                    Pc::JoinThenBid => s.procs[p].pc = Pc::WriteTemp,
+                    _ => s.start_scan(p, Pc::Scan30),
+                }
+                push(Step::JoinQueue, s);
+            }
+            Pc::WriteTemp => {
+                let mut s = self.clone();
+                s.write_bid(cfg, p);
+                push(Step::WriteTemp, s);
+            }
+            Pc::LeaveQueue => {
+                let mut s = self.clone();
+                s.delete(cfg, MARK + my_id);
+                s.procs[p].pc = Pc::Held;
+                push(Step::LeaveQueue, s);
             }
             Pc::Rename => {
                 let mut s = self.clone();
@@ -607,19 +692,47 @@ impl State {
         }
     }
 
-    /// Reads entry `id` in `p`'s listing; `wrong` asks for the mutant-a
-    /// verdict (None if that makes no difference).
+    /// Reads entry `id` in `p`'s listing (`inspect` and the body of
+    /// `check`); `wrong` asks for the mutant-a verdict (None if that makes no
+    /// difference).
     fn read(&self, cfg: &Config, p: usize, id: usize, wrong: bool) -> Option<State> {
         let pr = self.procs[p];
-        let e = self.dir[id];
+        let my_id = id_of(p, pr.inc);
         let mut s = self.clone();
         let q = &mut s.procs[p];
         q.pending &= !(1 << id);
+        if cfg.name_order {
+            // The cursor passes this entry and everything before it.
+            q.pending &= !((2u32 << id) - 1);
+        }
+        if id >= MARK {
+            // A queue marker: judged by the identity in its name; never a
+            // rival; 1.0.2 does not list it (not `.json`).
+            let owner = id - MARK;
+            if wrong || cfg.flavors[p] == Flavor::Legacy || owner == my_id {
+                return (!wrong).then_some(s);
+            }
+            if self.owner_alive(owner) {
+                let m = self.marks[owner];
+                q.sum.queued = true;
+                if m < pr.age {
+                    q.sum.older_marker = true;
+                    q.sum.older_marks |= 1 << owner;
+                    if q.sum.older_bids >> owner & 1 == 1 {
+                        q.sum.older_waiting_bid = true;
+                    }
+                }
+            } else {
+                q.target = id as u8;
+            }
+            return Some(s);
+        }
+        let e = self.dir[id];
         let own = pr.pc == Pc::Scan30
             && if cfg.mutant == Mutant::FixedName {
                 id / MAX_INC == p
             } else {
-                id == id_of(p, pr.inc)
+                id == my_id
             };
         let alive = self.owner_alive(id);
         if wrong {
@@ -648,7 +761,12 @@ impl State {
             (Flavor::Ours, kind::BID) => {
                 if alive {
                     q.sum.rival = true;
-                    q.sum.oldest = q.sum.oldest.min(e.age);
+                    if e.age < pr.age {
+                        q.sum.older_bids |= 1 << id;
+                        if q.sum.older_marks >> id & 1 == 1 {
+                            q.sum.older_waiting_bid = true;
+                        }
+                    }
                 } else {
                     q.target = id as u8;
                 }
@@ -680,44 +798,74 @@ impl State {
         self.finish_with(cfg, p, sum);
     }
 
+    /// Step 20 (`bid`): the temporary, or with mutant b the bid's name.
+    fn write_bid(&mut self, cfg: &Config, p: usize) {
+        let pr = self.procs[p];
+        let my_id = id_of(p, pr.inc);
+        if let Mutant::NameBeforeContent(_) = cfg.mutant {
+            self.dir[my_id] = Entry {
+                kind: kind::EMPTY,
+                age: pr.age,
+            };
+            self.procs[p].pc = Pc::WriteContent;
+        } else {
+            self.dir[my_id] = Entry {
+                kind: kind::TEMP,
+                age: pr.age,
+            };
+            self.procs[p].pc = Pc::Rename;
+        }
+    }
+
     /// The decision at the end of a listing (`Contender::attempt`).
     fn finish_with(&mut self, cfg: &Config, p: usize, sum: Summary) {
         let pr = self.procs[p];
         let my_id = id_of(p, pr.inc);
         let symmetric = cfg.mutant == Mutant::SymmetricWithdraw;
-        let older = sum.oldest < pr.age;
+        let has_marker = self.marks[my_id] != NONE;
         match (cfg.flavors[p], pr.pc) {
-            (Flavor::Ours, Pc::Scan10) => {
-                if sum.rival && (symmetric || older) {
-                    // Wait: sleep, then attempt again from step 10.
+            (Flavor::Ours, Pc::Scan10) if symmetric => {
+                // The seed with retries: any rival, wait; else bid.
+                if sum.rival {
                     self.start_scan(p, Pc::Scan10);
-                } else if let Mutant::NameBeforeContent(_) = cfg.mutant {
-                    self.dir[my_id] = Entry {
-                        kind: kind::EMPTY,
-                        age: pr.age,
-                    };
-                    self.procs[p].pc = Pc::WriteContent;
                 } else {
-                    // Step 20: write the temporary (its name carries our PID).
-                    self.dir[my_id] = Entry {
-                        kind: kind::TEMP,
-                        age: pr.age,
-                    };
-                    self.procs[p].pc = Pc::Rename;
+                    self.write_bid(cfg, p);
+                }
+            }
+            (Flavor::Ours, Pc::Scan10) => {
+                let contended = sum.rival || sum.queued;
+                // older_waiter: an older live marker (a waiting rival bid
+                // has one, so it needs no separate test).
+                let wait = contended && sum.older_marker;
+                match (contended && !has_marker, wait) {
+                    (true, true) => self.procs[p].pc = Pc::JoinThenWait,
+                    (true, false) => self.procs[p].pc = Pc::JoinThenBid,
+                    (false, true) => self.start_scan(p, Pc::Scan10),
+                    (false, false) => self.write_bid(cfg, p),
                 }
             }
             (Flavor::Ours, Pc::Scan30) => {
+                // Rival::precedes: an older bid whose age has a live marker
+                // in the same listing (a waiter's, not a holder's).
+                let yield_to_older = if symmetric {
+                    sum.rival
+                } else {
+                    sum.older_waiting_bid
+                };
+                let enter = if has_marker { Pc::LeaveQueue } else { Pc::Held };
                 if !sum.own {
                     // Our bid vanished: never enter without it; bid again.
                     self.start_scan(p, Pc::Scan10);
                 } else if !sum.rival {
-                    self.procs[p].pc = Pc::Held;
-                } else if symmetric || older {
+                    self.procs[p].pc = enter;
+                } else if yield_to_older {
                     self.procs[p].pc = Pc::Withdraw;
                 } else if cfg.mutant == Mutant::LowestEntersAtOnce {
-                    self.procs[p].pc = Pc::Held;
+                    self.procs[p].pc = enter;
+                } else if cfg.join_on_keep && !has_marker && !symmetric {
+                    self.procs[p].pc = Pc::JoinThenRelist;
                 } else {
-                    // The oldest keeps its bid and lists again.
+                    // First in line keeps its bid and lists again.
                     self.start_scan(p, Pc::Scan30);
                 }
             }
@@ -767,15 +915,18 @@ impl fmt::Display for Action {
                 f,
                 "{who} starts waiting (takes an age token), step 10 listing"
             ),
-            Step::Read(id) => write!(f, "{who} lists entry {}", id_name(id)),
+            Step::Read(id) => write!(f, "{who} lists {}", id_name(id)),
             Step::ReadWrongVerdict(id) => write!(
                 f,
                 "{who} lists entry {} and wrongly judges its live owner dead",
                 id_name(id)
             ),
-            Step::RemoveStale(id) => write!(f, "{who} removes entry {} as stale", id_name(id)),
+            Step::RemoveStale(id) => write!(f, "{who} removes {} as stale", id_name(id)),
             Step::Finish => write!(f, "{who} ends its listing and decides"),
             Step::FinishCached => write!(f, "{who} gets a cached (old) listing and decides"),
+            Step::JoinQueue => write!(f, "{who} publishes its queue marker"),
+            Step::WriteTemp => write!(f, "{who} writes its temporary bid"),
+            Step::LeaveQueue => write!(f, "{who} deletes its queue marker and holds"),
             Step::Publish => write!(
                 f,
                 "{who} renames its temporary into place (bid appears whole)"
@@ -809,6 +960,15 @@ impl fmt::Display for State {
             write!(f, "{} {k}", id_name(i as u8))?;
             if e.kind != kind::LEGACY {
                 write!(f, " age{}", e.age)?;
+            }
+        }
+        for (i, m) in self.marks.iter().enumerate() {
+            if *m != NONE {
+                if !first {
+                    write!(f, ", ")?;
+                }
+                first = false;
+                write!(f, "{}.wait age{m}", id_name(i as u8))?;
             }
         }
         write!(f, "]")?;
