@@ -14,8 +14,8 @@
 
 use crate::model::{Config, Flavor, Mutant, Reader};
 
-/// Configurations of the protocol as committed (873a589), checked for
-/// safety and wedges; see [`with_fix`] for the liveness results.
+/// Configurations of the protocol as committed (1326e7e and later), which
+/// must pass every check.
 pub fn real() -> Vec<(&'static str, Config)> {
     vec![
         (
@@ -36,23 +36,6 @@ pub fn real() -> Vec<(&'static str, Config)> {
             },
         ),
     ]
-}
-
-/// The same configurations with the proposed fix ([`Config::join_on_keep`]),
-/// which must pass every check, livelock and starvation included.
-pub fn with_fix() -> Vec<(&'static str, Config)> {
-    real()
-        .into_iter()
-        .map(|(n, c)| {
-            (
-                n,
-                Config {
-                    join_on_keep: true,
-                    ..c
-                },
-            )
-        })
-        .collect()
 }
 
 /// The mutants, each of which must be caught, with the configuration used:

@@ -19,15 +19,7 @@ fn main() {
         "{:<28} {:>8} {:>10} {:>12} {:>6} {:>8}  result",
         "configuration", "crashes", "states", "transitions", "depth", "seconds"
     );
-    let all = configs::real()
-        .into_iter()
-        .map(|(n, c)| (format!("{n} (873a589)"), c))
-        .chain(
-            configs::with_fix()
-                .into_iter()
-                .map(|(n, c)| (format!("{n} (fix)"), c)),
-        );
-    for (name, mut cfg) in all {
+    for (name, mut cfg) in configs::real() {
         if let Some(c) = crashes {
             cfg.crashes = c;
         }

@@ -66,6 +66,10 @@ pub enum Mutant {
     FixedName,
     /// (e) The lowest token enters at once even though it saw a rival.
     LowestEntersAtOnce,
+    /// (f) The rule of commit 873a589: an older bid makes us step back only if
+    /// its owner's queue marker is listed too (a bid without one was taken for
+    /// a holder's). Safe, but two waiters can keep their bids forever.
+    MarkerOnlyPrecedence,
     /// The seed's tie-break: whoever sees a rival withdraws (no token order).
     /// Not a safety fault; used to show the livelock detector works.
     SymmetricWithdraw,
@@ -90,10 +94,6 @@ pub struct Config {
     /// If true, a listing reads entries in one fixed name order with a cursor
     /// (readdir); if false, in any order, each listing choosing its own.
     pub name_order: bool,
-    /// Proposed fix (not in the crate as of commit 873a589): a waiter that
-    /// keeps its bid at step 30 without a queue marker publishes one first,
-    /// so that younger bidders see its bid as a waiter's and step back.
-    pub join_on_keep: bool,
 }
 
 impl Config {
@@ -106,7 +106,6 @@ impl Config {
             any_age_order: false,
             give_up: true,
             name_order: false,
-            join_on_keep: false,
         }
     }
 
@@ -157,8 +156,10 @@ pub struct Summary {
     pub queued: bool,
     /// A live marker older than us was listed (`older_waiter`).
     pub older_marker: bool,
-    /// A live bid older than us with a live marker of the same age was listed
-    /// (step 30's `yield_to_older`).
+    /// A live bid of ours older than us was listed (`must_step_back`).
+    pub older_bid: bool,
+    /// Mutant f: a live bid older than us with a live marker of the same
+    /// age was listed.
     pub older_waiting_bid: bool,
     /// Incarnations whose current session's older bid was listed.
     pub older_bids: u16,
@@ -186,9 +187,6 @@ pub enum Pc {
     JoinThenWait,
     /// Step 10 decided to queue and bid: next, publish the queue marker.
     JoinThenBid,
-    /// Step 30 kept the bid (proposed fix): next, publish the queue marker,
-    /// then list again.
-    JoinThenRelist,
     /// Step 20: next, write the temporary.
     WriteTemp,
     /// Step 30 found no rival: next, delete the queue marker, then hold.
@@ -614,14 +612,14 @@ impl State {
                     push(Step::GiveUp, s);
                 }
             }
-            Pc::JoinThenWait | Pc::JoinThenBid | Pc::JoinThenRelist => {
+            Pc::JoinThenWait | Pc::JoinThenBid => {
                 // join_queue: an empty `.wait` file named with our age.
                 let mut s = self.clone();
                 s.marks[my_id] = pr.age;
-                match pr.pc {
-                    Pc::JoinThenWait => s.start_scan(p, Pc::Scan10),
-                    Pc::JoinThenBid => s.procs[p].pc = Pc::WriteTemp,
-                    _ => s.start_scan(p, Pc::Scan30),
+                if pr.pc == Pc::JoinThenWait {
+                    s.start_scan(p, Pc::Scan10);
+                } else {
+                    s.procs[p].pc = Pc::WriteTemp;
                 }
                 push(Step::JoinQueue, s);
             }
@@ -762,6 +760,7 @@ impl State {
                 if alive {
                     q.sum.rival = true;
                     if e.age < pr.age {
+                        q.sum.older_bid = true;
                         q.sum.older_bids |= 1 << id;
                         if q.sum.older_marks >> id & 1 == 1 {
                             q.sum.older_waiting_bid = true;
@@ -834,9 +833,14 @@ impl State {
             }
             (Flavor::Ours, Pc::Scan10) => {
                 let contended = sum.rival || sum.queued;
-                // older_waiter: an older live marker (a waiting rival bid
-                // has one, so it needs no separate test).
-                let wait = contended && sum.older_marker;
+                // older_waiter: an older live marker, or an older bid
+                // (must_step_back).
+                let older_bid = if cfg.mutant == Mutant::MarkerOnlyPrecedence {
+                    sum.older_waiting_bid
+                } else {
+                    sum.older_bid
+                };
+                let wait = contended && (sum.older_marker || older_bid);
                 match (contended && !has_marker, wait) {
                     (true, true) => self.procs[p].pc = Pc::JoinThenWait,
                     (true, false) => self.procs[p].pc = Pc::JoinThenBid,
@@ -845,12 +849,14 @@ impl State {
                 }
             }
             (Flavor::Ours, Pc::Scan30) => {
-                // Rival::precedes: an older bid whose age has a live marker
-                // in the same listing (a waiter's, not a holder's).
+                // must_step_back: any older bid of ours (Rival::precedes);
+                // with mutant f only one whose marker was listed too.
                 let yield_to_older = if symmetric {
                     sum.rival
-                } else {
+                } else if cfg.mutant == Mutant::MarkerOnlyPrecedence {
                     sum.older_waiting_bid
+                } else {
+                    sum.older_bid
                 };
                 let enter = if has_marker { Pc::LeaveQueue } else { Pc::Held };
                 if !sum.own {
@@ -862,8 +868,6 @@ impl State {
                     self.procs[p].pc = Pc::Withdraw;
                 } else if cfg.mutant == Mutant::LowestEntersAtOnce {
                     self.procs[p].pc = enter;
-                } else if cfg.join_on_keep && !has_marker && !symmetric {
-                    self.procs[p].pc = Pc::JoinThenRelist;
                 } else {
                     // First in line keeps its bid and lists again.
                     self.start_scan(p, Pc::Scan30);
