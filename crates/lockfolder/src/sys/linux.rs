@@ -99,7 +99,8 @@ impl Folder {
             },
             e => Error::io(Op::OpenFolder, path, errno_io(e)),
         })?;
-        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io(Op::OpenFolder, path, errno_io(e)))?;
+        let st =
+            rustix::fs::fstat(&fd).map_err(|e| Error::io(Op::OpenFolder, path, errno_io(e)))?;
         Ok(Folder {
             fd,
             path: path.to_path_buf(),
