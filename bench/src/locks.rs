@@ -20,10 +20,25 @@ pub enum Held {
     Flock,
 }
 
+/// Whether a lock admits one holder at a time (the counter check applies).
+pub fn is_exclusive(name: &str) -> bool {
+    !matches!(name, "lockfolder-shared" | "lockfolder-slots4")
+}
+
 impl Lock {
     pub fn open(name: &str, path: &Path) -> Result<Lock, String> {
         match name {
             "lockfolder" => LockFolder::new(path)
+                .map(Lock::Folder)
+                .map_err(|e| e.to_string()),
+            "lockfolder-shared" => LockFolder::builder(path)
+                .shared(true)
+                .open()
+                .map(Lock::Folder)
+                .map_err(|e| e.to_string()),
+            "lockfolder-slots4" => LockFolder::builder(path)
+                .slots(4)
+                .open()
                 .map(Lock::Folder)
                 .map_err(|e| e.to_string()),
             "flock" => OpenOptions::new()

@@ -256,6 +256,7 @@ fn measure_fs(
     plan: &Plan,
     rust: &[Impl],
     py: &[Impl],
+    extra: &[Impl],
 ) -> Result<FsResults, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let fstype = format!(
@@ -310,6 +311,13 @@ fn measure_fs(
     r.flock_floor = median_f(flocks);
 
     let all: Vec<Impl> = rust.iter().chain(py).cloned().collect();
+    for imp in extra {
+        log(&format!("{name}: contended {} N=8", imp.name));
+        let runs = (0..plan.reps)
+            .map(|rep| suite::contended(imp, dir, 8, plan.hot_secs, plan.stall_secs, rep))
+            .collect();
+        r.hot.push((imp.clone(), 8, hot_row(runs)));
+    }
     for imp in &all {
         log(&format!("{name}: uncontended {}", imp.name));
         let iters = if imp.python {
@@ -417,6 +425,20 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         rust_impl("lockfolder (Rust)", "lockfolder", true),
         rust_impl("flock (Rust)", "flock", false),
     ];
+    // Issue 7: 8 readers (shared) and 8 contenders of a 4-slot semaphore,
+    // beside 8 writers (the exclusive lockfolder row at N = 8).
+    let extra = if a.quick {
+        Vec::new()
+    } else {
+        vec![
+            rust_impl(
+                "lockfolder (Rust), shared: 8 readers",
+                "lockfolder-shared",
+                true,
+            ),
+            rust_impl("lockfolder (Rust), slots = 4", "lockfolder-slots4", true),
+        ]
+    };
     let mut py = Vec::new();
     let mut missing: Vec<(String, String)> = Vec::new();
     if !a.quick {
@@ -462,7 +484,7 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     let t0 = std::time::Instant::now();
     let mut results = Vec::new();
     for (name, dir) in &a.fs {
-        results.push(measure_fs(name, dir, &plan, &rust, &py)?);
+        results.push(measure_fs(name, dir, &plan, &rust, &py, &extra)?);
     }
 
     // lockfolder run vs flock(1).
@@ -551,11 +573,13 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'"),
         sh("uname -r"),
     );
-    let _ = writeln!(
-        w,
-        "- Code measured: commit {} (`-dirty`: the work tree had uncommitted changes, which were measured too).",
-        sh("git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown")
-    );
+    let rev = sh("git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown");
+    let dirty = if rev.ends_with("-dirty") {
+        " (the work tree had uncommitted changes, which were measured too)"
+    } else {
+        ""
+    };
+    let _ = writeln!(w, "- Code measured: commit {rev}{dirty}.");
     let _ = writeln!(w, "- Toolchain: {}.", sh("rustc --version"));
     if let Some(p) = &a.python {
         let _ = writeln!(
@@ -842,7 +866,9 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
             } else {
                 hot(r, "lockfolder", *n)
             };
-            let excl = if h.exclusive {
+            let excl = if !crate::locks::is_exclusive(&i.key) {
+                "n/a: several holders at once by design (read-only loop)".to_owned()
+            } else if h.exclusive {
                 format!("yes ({} runs)", h.runs.len())
             } else {
                 if !i.python {
@@ -1016,7 +1042,33 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
             out.trim()
         );
     }
-    let _ = writeln!(w, "## Shared and slots rows (issue 7)\n\nNot available: the core crate has no shared-lock or slots API yet.\n");
+    let _ = writeln!(w, "## Shared and slots rows (issue 7)\n");
+    if a.quick {
+        let _ = writeln!(w, "Not measured in the quick run.\n");
+    } else {
+        let _ = writeln!(w, "Acquisitions/s of 8 processes in the hot loop; readers and slot holders only read the counter (they may overlap by design), writers read-modify-write it.\n");
+        let _ = writeln!(w, "| cell | 8 writers (exclusive) | 8 readers (shared) | 8 contenders, slots = 4 | readers ÷ writers | slots ÷ writers |\n|---|---|---|---|---|---|");
+        for r in &results {
+            let g = |k: &str| hot(r, k, 8).and_then(|h| h.rate);
+            let (wr, rd, sl) = (
+                g("lockfolder"),
+                g("lockfolder-shared"),
+                g("lockfolder-slots4"),
+            );
+            let f = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.name,
+                f(wr),
+                f(rd),
+                f(sl),
+                ratio(rd.zip(wr).map(|(a, b)| a / b)),
+                ratio(sl.zip(wr).map(|(a, b)| a / b))
+            );
+        }
+        let _ = writeln!(w);
+    }
     let _ = writeln!(w, "## How to read this\n\nSee `bench/README.md`. Absolute numbers on a shared machine are noise; compare the ratios, which come from the same run.");
 
     std::fs::write(&a.out, &md).map_err(|e| format!("{}: {e}", a.out.display()))?;

@@ -188,6 +188,8 @@ pub struct Contended {
     pub per_worker: Vec<u64>,
     /// Workers that gave up after waiting the stall timeout for one acquisition.
     pub stalled: u64,
+    /// Whether the counter check applies (exclusive locks only).
+    pub checked: bool,
     /// Exceptions the workers' lock raised and they caught (Python peers).
     pub exceptions: std::collections::BTreeMap<String, u64>,
     pub total: u64,
@@ -199,7 +201,7 @@ pub struct Contended {
 
 impl Contended {
     pub fn exclusive(&self) -> bool {
-        self.counter == self.total
+        !self.checked || self.counter == self.total
     }
     pub fn fairness(&self) -> f64 {
         let min = self.per_worker.iter().min().copied().unwrap_or(0);
@@ -312,6 +314,7 @@ pub fn contended(
         total: per_worker.iter().sum(),
         per_worker,
         stalled,
+        checked: crate::locks::is_exclusive(&imp.key),
         exceptions,
         counter: count,
         handoffs: lat.len(),

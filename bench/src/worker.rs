@@ -116,6 +116,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err("usage: worker LOCK MODE PATH [options]".to_owned());
     };
     let o = parse_opts(rest)?;
+    let exclusive = crate::locks::is_exclusive(lock);
     let lock = Lock::open(lock, Path::new(path))?;
     let timeout = Duration::from_secs_f64(o.timeout);
     match mode.as_str() {
@@ -147,6 +148,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 };
                 let t_acq = mono_ns();
                 let (count, prev, ts) = read_counter(&counter)?;
+                if !exclusive {
+                    // Several holders at once by design: read only.
+                    acq += 1;
+                    lock.release(held)?;
+                    continue;
+                }
                 if prev >= 0 && prev != o.id {
                     lat.push(t_acq.saturating_sub(ts));
                 }
