@@ -147,3 +147,38 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A `lockfolder run DIR -- touch RAN` queued behind an entry that is not a
+/// bid (which blocks the lock but never makes a waiter withdraw, so the
+/// waiter keeps a bid of its own). Returns the launcher and the PID its bid
+/// names (the gated child), once the bid is there.
+pub fn queued_waiter(d: &Path, ran: &Path) -> (Bg, u32) {
+    std::fs::create_dir_all(d).unwrap();
+    std::fs::write(d.join("blocker.txt"), "not a bid").unwrap();
+    let w = Bg::lockfolder(&[
+        "run",
+        d.to_str().unwrap(),
+        "--",
+        "touch",
+        ran.to_str().unwrap(),
+    ]);
+    assert!(
+        wait_until(Duration::from_secs(10), || bids(d).len() == 1),
+        "the waiter never queued a bid"
+    );
+    let gated = bid_pid(d, &bids(d)[0]);
+    assert_ne!(
+        gated,
+        w.pid(),
+        "the bid names the gated child, not the launcher"
+    );
+    (w, gated)
+}
+
+/// Removes the blocker of [`queued_waiter`] and checks, after a moment, that
+/// the command never ran.
+pub fn assert_never_ran(d: &Path, ran: &Path) {
+    std::fs::remove_file(d.join("blocker.txt")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!ran.exists(), "the command ran without the lock");
+}

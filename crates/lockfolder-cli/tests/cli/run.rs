@@ -288,26 +288,14 @@ fn kill_9_while_waiting_never_runs_the_command() {
     let (t, d) = setup();
     let ds = d.to_str().unwrap();
     let ran = t.path().join("ran");
-    std::fs::create_dir_all(&d).unwrap();
-    // An entry that is not a bid blocks the lock but never makes a waiter
-    // withdraw, so the waiter queues with a bid of its own.
-    std::fs::write(d.join("blocker.txt"), "not a bid").unwrap();
-    let mut w = Bg::lockfolder(&["run", ds, "--", "touch", ran.to_str().unwrap()]);
-    assert!(
-        wait_until(Duration::from_secs(10), || bids(&d).len() == 1),
-        "waiter did not queue"
-    );
-    let gated = bid_pid(&d, &bids(&d)[0]);
-    assert_ne!(gated, w.pid());
+    let (mut w, gated) = queued_waiter(&d, &ran);
     send(w.pid(), "KILL");
     w.wait_for(Duration::from_secs(5));
     assert!(
         wait_until(Duration::from_secs(5), || !alive(gated)),
         "gated child outlived its launcher"
     );
-    std::fs::remove_file(d.join("blocker.txt")).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(!ran.exists(), "the command ran without the lock");
+    assert_never_ran(&d, &ran);
     // The orphaned bid is stale: `status` says free, `clean` removes it.
     lockfolder().args(["status", ds]).assert().code(0);
     lockfolder()

@@ -58,14 +58,7 @@ fn sigint_while_waiting_leaves_no_bid() {
     let (t, d) = setup();
     let ds = d.to_str().unwrap();
     let ran = t.path().join("ran");
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("blocker.txt"), "not a bid").unwrap();
-    let mut w = Bg::lockfolder(&["run", ds, "--", "touch", ran.to_str().unwrap()]);
-    assert!(
-        wait_until(Duration::from_secs(10), || bids(&d).len() == 1),
-        "the waiter never queued a bid"
-    );
-    let gated = bid_pid(&d, &bids(&d)[0]);
+    let (mut w, gated) = queued_waiter(&d, &ran);
     send(w.pid(), "INT");
     let st = w.wait_for(Duration::from_secs(5));
     assert_eq!(st.code(), Some(130));
@@ -73,9 +66,7 @@ fn sigint_while_waiting_leaves_no_bid() {
     assert!(err.contains("SIGINT") && err.contains(ds), "{err}");
     assert_eq!(entries(&d), vec!["blocker.txt".to_owned()]);
     assert!(!alive(gated), "gated child left running");
-    std::fs::remove_file(d.join("blocker.txt")).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(!ran.exists());
+    assert_never_ran(&d, &ran);
 }
 
 #[test]
