@@ -231,7 +231,7 @@ impl Builder {
                 owner: self.owner,
                 mode: self.mode,
                 slots: self.slots,
-                watches: std::sync::Mutex::new(Vec::new()),
+                watches: std::sync::Mutex::new((sys::current_pid(), Vec::new())),
             }),
         })
     }

@@ -34,8 +34,9 @@ pub(crate) struct Shared {
     pub slots: u32,
     /// inotify instances kept for reuse: closing one costs the kernel an RCU
     /// grace period (milliseconds), which would otherwise be paid by every
-    /// contended acquisition.
-    pub watches: std::sync::Mutex<Vec<sys::Watch>>,
+    /// contended acquisition. Tagged with the PID that made them: a forked
+    /// child must not read events from its parent's instances.
+    pub watches: std::sync::Mutex<(u32, Vec<sys::Watch>)>,
 }
 
 impl Shared {

@@ -92,8 +92,9 @@ impl Drop for Waiter {
         // Hand the inotify instance back for the next waiter; its queued
         // events are harmless (every waiter re-lists after arming).
         if let Some(w) = self.watch.take() {
-            if let Ok(mut pool) = self.contender.shared.watches.lock() {
-                if pool.len() < 8 {
+            if let Ok(mut p) = self.contender.shared.watches.lock() {
+                let (pid, pool) = &mut *p;
+                if *pid == sys::current_pid() && pool.len() < 8 {
                     pool.push(w);
                 }
             }
@@ -169,13 +170,10 @@ impl Waiter {
                 Step::Busy | Step::Wait => {}
             }
             if self.watch.is_none() && !self.watch_failed {
-                let pooled = self
-                    .contender
-                    .shared
-                    .watches
-                    .lock()
-                    .ok()
-                    .and_then(|mut p| p.pop());
+                let pooled = self.contender.shared.watches.lock().ok().and_then(|mut p| {
+                    let (pid, pool) = &mut *p;
+                    (*pid == sys::current_pid()).then(|| pool.pop()).flatten()
+                });
                 let watch = match pooled {
                     Some(w) => Ok(w),
                     None => Watch::new(&self.contender.shared.folder),

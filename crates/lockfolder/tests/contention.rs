@@ -158,6 +158,16 @@ fn threads_exclude_each_other() {
     assert_eq!(names(dir.path()), Vec::<String>::new());
 }
 
+/// Every public handle can cross threads (a compile-time check that
+/// `LockFolder` is `Send + Sync`, and so are its guard, waiter and token).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<LockFolder>();
+    send_sync::<lockfolder::LockGuard>();
+    send_sync::<lockfolder::Waiter>();
+    send_sync::<lockfolder::CancelToken>();
+};
+
 fn lost_lock_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let lf = LockFolder::new(dir.path()).unwrap();
