@@ -153,6 +153,35 @@ fn folder_creation_failure_is_typed() {
 }
 
 #[test]
+fn without_inotify_waiting_falls_back_to_backoff() {
+    // inotify can run out (max_user_instances, max_user_watches): the waiter
+    // must still get the lock, by polling with backoff.
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let held = lf.try_lock().unwrap().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        held.release().unwrap();
+    });
+    fault::inject(Op::Watch, "", Errno::MFILE.raw_os_error(), 100);
+    let start = std::time::Instant::now();
+    let g = lf
+        .lock_timeout(std::time::Duration::from_secs(5))
+        .expect("acquired by polling");
+    let waited = start.elapsed();
+    fault::clear();
+    releaser.join().unwrap();
+    assert!(
+        waited >= std::time::Duration::from_millis(150),
+        "{waited:?}"
+    );
+    // The backoff is bounded (50 ms), so the release is noticed quickly.
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+    g.release().unwrap();
+    assert_eq!(names(dir.path()), Vec::<String>::new());
+}
+
+#[test]
 fn unreadable_bid_is_live_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let lf = LockFolder::new(dir.path()).unwrap();
