@@ -9,8 +9,11 @@
 //! * `ours-2+legacy-1`: two of ours and a 1.0.2 contender, one crash and
 //!   restart, listings in name order, no giving up.
 //!
-//! Three of ours with a crash does not fit the budget (over a minute for the
-//! search alone, and the liveness checks cost two to three times the search).
+//! * `ours-3-crash-sym`: three of ours, one crash and restart, listings in
+//!   name order, symmetry-reduced (safety and no-wedge only).
+//!
+//! Three of ours with a crash does not fit the budget without symmetry
+//! reduction; three of ours with listings in any order does not fit with it.
 
 use crate::model::{Config, Flavor, Mutant, Reader};
 
@@ -26,6 +29,14 @@ pub fn real() -> Vec<(&'static str, Config)> {
             },
         ),
         ("ours-2-crashes", Config::ours(2, 2)),
+        (
+            "ours-3-crash-sym",
+            Config {
+                name_order: true,
+                symmetry: true,
+                ..Config::ours(3, 1)
+            },
+        ),
         (
             "ours-2+legacy-1",
             Config {
@@ -43,6 +54,7 @@ pub fn real() -> Vec<(&'static str, Config)> {
 pub fn mutants() -> Vec<(&'static str, Config)> {
     let base = Config {
         name_order: true,
+        symmetry: true,
         ..Config::ours(3, 1)
     };
     vec![

@@ -2,7 +2,11 @@
 //!
 //! `cargo run -p lockfolder-model --release` checks them all;
 //! `-- --traces` also prints every counterexample;
-//! `-- --crashes N` checks the real configurations with N crashes (CI: 1 and 2).
+//! `-- --crashes N` checks the real configurations with N crashes;
+//! `-- --only NAME` checks the configurations whose name contains NAME;
+//! `-- --no-symmetry` turns symmetry reduction off (more states, and the
+//! livelock and starvation checks run too);
+//! `-- --max-states N` raises or lowers the cap on states.
 
 use lockfolder_model::model::slot_name;
 use lockfolder_model::{check, configs, Checks};
@@ -15,14 +19,36 @@ fn main() {
         .position(|a| a == "--crashes")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().expect("--crashes takes a number"));
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = value("--only").unwrap_or_default();
+    let max_states: Option<usize> =
+        value("--max-states").map(|v| v.parse().expect("--max-states takes a number"));
+    let no_symmetry = args.iter().any(|a| a == "--no-symmetry");
+    let adjust = |cfg: &mut lockfolder_model::Config| {
+        if no_symmetry {
+            cfg.symmetry = false;
+        }
+        if let Some(m) = max_states {
+            cfg.max_states = m;
+        }
+    };
     println!(
         "{:<28} {:>8} {:>10} {:>12} {:>6} {:>8}  result",
         "configuration", "crashes", "states", "transitions", "depth", "seconds"
     );
     for (name, mut cfg) in configs::real() {
+        if !name.contains(&only) {
+            continue;
+        }
         if let Some(c) = crashes {
             cfg.crashes = c;
         }
+        adjust(&mut cfg);
         let r = check(&cfg, Checks::all());
         let result = match (&r.two_holders, &r.wedge, &r.livelock) {
             (Some(_), _, _) => "TWO HOLDERS".to_owned(),
@@ -31,6 +57,9 @@ fn main() {
                 "safe, no wedge, LIVELOCK (cycle of {} steps)",
                 l.cycle.len()
             ),
+            (None, None, None) if !r.livelock_checked => {
+                "safe, no wedge (symmetry-reduced: livelock not checked)".to_owned()
+            }
             (None, None, None) => format!(
                 "safe, no wedge, no livelock, {}",
                 if r.starvation.is_some() {
@@ -74,7 +103,11 @@ fn main() {
             }
         }
     }
-    for (name, cfg) in configs::mutants() {
+    for (name, mut cfg) in configs::mutants() {
+        if !name.contains(&only) {
+            continue;
+        }
+        adjust(&mut cfg);
         let r = check(&cfg, Checks::safety());
         let result = match &r.two_holders {
             Some(t) => format!("caught: two holders after {} steps", t.steps.len()),

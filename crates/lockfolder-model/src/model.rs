@@ -24,6 +24,12 @@ pub const NIDS: usize = MAX_PROCS * MAX_INC;
 pub const NONE: u8 = u8::MAX;
 /// Entry ids at and above this are queue markers (`MARK + incarnation id`).
 pub const MARK: usize = 16;
+/// Name keys at and above this are 1.0.2 bids (`LEGACY_KEY + id`).
+const LEGACY_KEY: u8 = 200;
+
+/// Default cap on the states of one search (about 1.5 GB with the graph,
+/// see `docs/model.md`).
+pub const DEFAULT_MAX_STATES: usize = 6_000_000;
 
 /// Which code a contender runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -91,9 +97,18 @@ pub struct Config {
     /// If true, a waiter may give up between attempts (timeout, cancel), which
     /// withdraws its bid.
     pub give_up: bool,
-    /// If true, a listing reads entries in one fixed name order with a cursor
-    /// (readdir); if false, in any order, each listing choosing its own.
+    /// If true, a listing reads entries in name order with a cursor: by
+    /// token (age), then marker, temporary, bid; 1.0.2 bids last. An entry
+    /// created behind the cursor is missed. If false, in any order, each
+    /// listing choosing its own.
     pub name_order: bool,
+    /// If true, states that differ only by a renaming of interchangeable
+    /// contenders (same flavor) are one state: the search visits one
+    /// representative of each class (safety and no-wedge only).
+    pub symmetry: bool,
+    /// The search stops with a panic beyond this many states, rather than
+    /// exhaust the machine's memory.
+    pub max_states: usize,
 }
 
 impl Config {
@@ -106,7 +121,14 @@ impl Config {
             any_age_order: false,
             give_up: true,
             name_order: false,
+            symmetry: false,
+            max_states: DEFAULT_MAX_STATES,
         }
+    }
+
+    /// What makes contender `p` distinguishable from the others.
+    pub fn class(&self, p: usize) -> Flavor {
+        self.flavors[p]
     }
 
     /// The same configuration with a mutant.
@@ -131,7 +153,7 @@ pub mod kind {
 }
 
 /// One folder entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Entry {
     /// One of [`kind`].
     pub kind: u8,
@@ -146,7 +168,7 @@ pub struct Entry {
 /// sessions follow each other, so it is enough to keep, per incarnation, one
 /// bit for "an older bid of its current session was listed" and one for "its
 /// older marker was listed", cleared when it starts a new session.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Summary {
     /// Our own bid was listed.
     pub own: bool,
@@ -168,7 +190,7 @@ pub struct Summary {
 }
 
 /// Where a contender is in `Waiter::wait` / `Contender::attempt`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub enum Pc {
     /// Not contending (never started, released, gave up, or crashed).
     #[default]
@@ -197,7 +219,7 @@ pub enum Pc {
 }
 
 /// One contender slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Proc {
     /// The current incarnation runs (false: crashed and not restarted).
     pub alive: bool,
@@ -209,9 +231,13 @@ pub struct Proc {
     pub age: u8,
     /// The listing in progress.
     pub sum: Summary,
-    /// Entries present when the listing began and not yet read (bit per id):
-    /// a listing cannot finish before it has read them, unless they vanish.
+    /// Any order: entries present when the listing began and not yet read
+    /// (bit per id): a listing cannot finish before it has read them, unless
+    /// they vanish.
     pub pending: u32,
+    /// Name order: the name key ([`State::key`]) of the last entry read, or
+    /// [`NONE`] at the start of the listing.
+    pub cursor: u8,
     /// An entry judged stale (or junk), to be removed next, or [`NONE`].
     pub target: u8,
     /// Mutant c: the last fresh listing, which a cached listing returns.
@@ -227,6 +253,7 @@ impl Default for Proc {
             age: NONE,
             sum: Summary::default(),
             pending: 0,
+            cursor: NONE,
             target: NONE,
             snap: Summary::default(),
         }
@@ -234,7 +261,7 @@ impl Default for Proc {
 }
 
 /// The whole system.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct State {
     /// Contender slots; only the first `flavors.len()` are used.
     pub procs: [Proc; MAX_PROCS],
@@ -306,6 +333,60 @@ fn id_of(slot: usize, inc: u8) -> usize {
     slot * MAX_INC + inc as usize
 }
 
+/// A renaming of contender slots: slot `p` becomes `perm[p]`.
+pub type Perm = [u8; MAX_PROCS];
+
+fn perm_id(id: usize, perm: &Perm) -> usize {
+    if id >= MARK {
+        return MARK + perm_id(id - MARK, perm);
+    }
+    perm[id / MAX_INC] as usize * MAX_INC + id % MAX_INC
+}
+
+/// Renames a set of entry ids (bids below [`MARK`], markers above).
+fn perm_bits(bits: u32, perm: &Perm) -> u32 {
+    let mut out = 0;
+    for id in 0..NIDS {
+        for base in [0, MARK] {
+            if bits >> (base + id) & 1 == 1 {
+                out |= 1 << perm_id(base + id, perm);
+            }
+        }
+    }
+    out
+}
+
+/// Whether some renaming in `perms` maps slot `a` to slot `b`.
+fn perms_same_class(perms: &[Perm], a: usize, b: usize) -> bool {
+    perms.iter().any(|p| p[a] as usize == b)
+}
+
+/// The renamings of the configuration's contenders that map it onto itself
+/// (interchangeable contenders run the same code), other than the identity.
+pub fn symmetries(cfg: &Config) -> Vec<Perm> {
+    let n = cfg.flavors.len();
+    let mut all: Vec<Perm> = Vec::new();
+    let mut perm: Perm = [0, 1, 2];
+    permute(&mut perm, 0, n, &mut all);
+    all.retain(|perm| {
+        perm[..n].iter().enumerate().any(|(p, &q)| p != q as usize)
+            && (0..n).all(|p| cfg.class(p) == cfg.class(perm[p] as usize))
+    });
+    all
+}
+
+fn permute(perm: &mut Perm, k: usize, n: usize, out: &mut Vec<Perm>) {
+    if k == n {
+        out.push(*perm);
+        return;
+    }
+    for i in k..n {
+        perm.swap(k, i);
+        permute(perm, k + 1, n, out);
+        perm.swap(k, i);
+    }
+}
+
 /// Describes an entry id: `A1` (the bid or temporary of slot A's
 /// incarnation 1) or `A1.wait` (its queue marker).
 pub fn id_name(id: u8) -> String {
@@ -360,17 +441,35 @@ impl State {
         m
     }
 
+    /// The position of entry `id` in name order: by the age in its name,
+    /// then queue marker, temporary, bid (real names begin with the token,
+    /// which is the age); 1.0.2 bids, which have no token, after all ours.
+    /// Depends on ages only, never on which slot owns the entry, so that
+    /// renaming contenders maps the order onto itself.
+    pub fn key(&self, id: usize) -> u8 {
+        if id >= MARK {
+            return 4 * self.marks[id - MARK];
+        }
+        let e = self.dir[id];
+        match e.kind {
+            kind::TEMP => 4 * e.age + 1,
+            kind::BID | kind::EMPTY => 4 * e.age + 2,
+            _ => LEGACY_KEY + id as u8,
+        }
+    }
+
     fn start_scan(&mut self, p: usize, pc: Pc) {
         // Any order: the entries present now must all be read (unless they
-        // vanish). Name order: every id is still ahead of the cursor.
+        // vanish). Name order: the cursor starts before every entry.
         let mask = if self.name_order {
-            u32::MAX
+            0
         } else {
             self.present_mask()
         };
         let pr = &mut self.procs[p];
         pr.pc = pc;
         pr.pending = mask;
+        pr.cursor = NONE;
         pr.sum = Summary::default();
         pr.target = NONE;
     }
@@ -431,6 +530,9 @@ impl State {
         };
         for p in self.procs.iter_mut() {
             one(&mut p.age);
+            if p.cursor < LEGACY_KEY {
+                p.cursor = 4 * f(p.cursor / 4) + p.cursor % 4;
+            }
         }
         for e in self.dir.iter_mut() {
             if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
@@ -453,6 +555,9 @@ impl State {
         };
         for p in &self.procs {
             add(p.age);
+            if p.cursor < LEGACY_KEY {
+                add(p.cursor / 4);
+            }
         }
         for e in &self.dir {
             if matches!(e.kind, kind::TEMP | kind::BID | kind::EMPTY) {
@@ -466,7 +571,35 @@ impl State {
     }
 
     /// Renumbers ranks 0.. keeping their order.
-    fn normalize(&mut self) {
+    ///
+    /// A cursor whose age no entry or contender uses any more is moved back
+    /// to just after the last age still in use (or the start): the entries
+    /// it can meet all carry ages in use or younger ones, so it compares
+    /// the same way with all of them. (With `any_age_order` a new age could
+    /// fall between the two places, so cursors stay where they are.)
+    fn normalize(&mut self, snap_cursors: bool) {
+        if snap_cursors {
+            let mut plain = self.clone();
+            for p in plain.procs.iter_mut() {
+                p.cursor = NONE;
+            }
+            let used = plain.used_ranks();
+            for p in self.procs.iter_mut() {
+                if p.cursor >= LEGACY_KEY {
+                    continue;
+                }
+                let a = p.cursor / 4;
+                if used >> a & 1 == 1 {
+                    continue;
+                }
+                let below = used & ((1u64 << a) - 1);
+                p.cursor = if below == 0 {
+                    NONE
+                } else {
+                    4 * (63 - below.leading_zeros() as u8) + 3
+                };
+            }
+        }
         let used = self.used_ranks();
         self.map_ranks(&|v| (used & ((1u64 << v) - 1)).count_ones() as u8);
     }
@@ -481,9 +614,100 @@ impl State {
             }
             self.steps_of(cfg, p, only.is_some(), out);
         }
+        let perms = if cfg.symmetry && only.is_none() {
+            symmetries(cfg)
+        } else {
+            Vec::new()
+        };
         for (_, s) in out.iter_mut() {
-            s.normalize();
+            s.normalize(!cfg.any_age_order);
+            if !perms.is_empty() {
+                *s = s.canonical(&perms);
+            }
         }
+    }
+
+    /// The state with contender `p` renamed `perm[p]`: its slot, the ids of
+    /// its entries (and so their names) and every reference to them.
+    pub fn permuted(&self, perm: &Perm) -> State {
+        let mut s = self.clone();
+        for (p, pr) in self.procs.iter().enumerate() {
+            let mut q = *pr;
+            for sum in [&mut q.sum, &mut q.snap] {
+                sum.older_bids = perm_bits(u32::from(sum.older_bids), perm) as u16;
+                sum.older_marks = perm_bits(u32::from(sum.older_marks), perm) as u16;
+            }
+            q.pending = perm_bits(q.pending, perm);
+            if q.target != NONE {
+                q.target = perm_id(q.target as usize, perm) as u8;
+            }
+            s.procs[perm[p] as usize] = q;
+        }
+        for id in 0..NIDS {
+            let to = perm_id(id, perm);
+            s.dir[to] = self.dir[id];
+            s.marks[to] = self.marks[id];
+        }
+        s
+    }
+
+    /// What can be said of slot `p` without naming any other slot: its
+    /// record (references to others' entries blanked) and its entries.
+    fn signature(&self, p: usize) -> (Proc, [Entry; MAX_INC], [u8; MAX_INC]) {
+        let mut q = self.procs[p];
+        for sum in [&mut q.sum, &mut q.snap] {
+            sum.older_bids = 0;
+            sum.older_marks = 0;
+        }
+        q.pending = q.pending.count_ones();
+        q.target = u8::from(q.target != NONE);
+        let mut dir = [Entry::default(); MAX_INC];
+        let mut marks = [NONE; MAX_INC];
+        for i in 0..MAX_INC {
+            dir[i] = self.dir[p * MAX_INC + i];
+            marks[i] = self.marks[p * MAX_INC + i];
+        }
+        (q, dir, marks)
+    }
+
+    /// One representative of the state's renamings under `perms` (all of
+    /// them but the identity, closed under composition): slots of one class
+    /// sorted by [`State::signature`]; where signatures tie, the least of
+    /// all renamings. The same for every renaming of the state.
+    pub fn canonical(&self, perms: &[Perm]) -> State {
+        let n = self.n as usize;
+        let sigs: Vec<_> = (0..n).map(|p| self.signature(p)).collect();
+        // The renaming that sorts each class by signature, if no two
+        // slots of a class tie.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| sigs[a].cmp(&sigs[b]));
+        let tie = (1..n).any(|i| sigs[order[i - 1]] == sigs[order[i]]);
+        if !tie {
+            // Among the allowed renamings, the one that puts the slots of
+            // each class in signature order.
+            let sorted = |perm: &Perm| {
+                (0..n).all(|a| {
+                    (0..n).all(|b| {
+                        sigs[a] >= sigs[b] || perm[a] < perm[b] || !perms_same_class(perms, a, b)
+                    })
+                })
+            };
+            let mut best = self.clone();
+            for perm in perms {
+                if sorted(perm) {
+                    best = self.permuted(perm);
+                }
+            }
+            return best;
+        }
+        let mut best = self.clone();
+        for perm in perms {
+            let t = self.permuted(perm);
+            if t < best {
+                best = t;
+            }
+        }
+        best
     }
 
     fn steps_of(&self, cfg: &Config, p: usize, solo: bool, out: &mut Vec<(Action, State)>) {
@@ -523,7 +747,7 @@ impl State {
                 // Contender::new: the age token is "now": the youngest, or
                 // (clocks may step back) any place among the ages in use.
                 let mut base = self.clone();
-                base.normalize();
+                base.normalize(!cfg.any_age_order);
                 let existing = base.used_ranks().count_ones() as u8;
                 let places: Vec<u8> = if flavor == Flavor::Legacy {
                     vec![NONE]
@@ -560,13 +784,21 @@ impl State {
             }
             Pc::Scan10 | Pc::Scan30 => {
                 let present = self.present_mask();
-                let ahead = present & pr.pending;
+                let ahead = if cfg.name_order {
+                    // The entries after the cursor; only the first is next.
+                    let after = |id: usize| pr.cursor == NONE || self.key(id) > pr.cursor;
+                    let next = (0..32)
+                        .filter(|&id| present >> id & 1 == 1 && after(id))
+                        .min_by_key(|&id| self.key(id));
+                    next.map_or(0, |id| 1u32 << id)
+                } else {
+                    present & pr.pending
+                };
                 for id in 0..32 {
                     if present >> id & 1 == 0 {
                         continue;
                     }
-                    // Name order: only the next entry after the cursor.
-                    if cfg.name_order && id != ahead.trailing_zeros() as usize {
+                    if cfg.name_order && ahead >> id & 1 == 0 {
                         continue;
                     }
                     for wrong in [false, true] {
@@ -697,11 +929,12 @@ impl State {
         let pr = self.procs[p];
         let my_id = id_of(p, pr.inc);
         let mut s = self.clone();
+        let key = self.key(id);
         let q = &mut s.procs[p];
         q.pending &= !(1 << id);
         if cfg.name_order {
             // The cursor passes this entry and everything before it.
-            q.pending &= !((2u32 << id) - 1);
+            q.cursor = key;
         }
         if id >= MARK {
             // A queue marker: judged by the identity in its name; never a
@@ -907,6 +1140,7 @@ impl State {
         if q.pc != Pc::Scan10 && q.pc != Pc::Scan30 {
             q.sum = Summary::default();
             q.pending = 0;
+            q.cursor = NONE;
         }
     }
 }

@@ -48,10 +48,30 @@ fn assert_correct(name: &str, r: &Report) {
 }
 
 #[test]
-fn three_of_ours_with_non_atomic_listings() {
-    let r = check(&committed("ours-3"), Checks::all());
-    assert_correct("ours-3", &r);
-    assert!(r.states > 100_000, "suspiciously small: {}", r.states);
+fn three_of_ours_with_non_atomic_listings_with_and_without_symmetry_reduction() {
+    let full = committed("ours-3");
+    assert!(!full.symmetry);
+    let a = check(&full, Checks::all());
+    assert_correct("ours-3", &a);
+    assert!(a.states > 100_000, "suspiciously small: {}", a.states);
+    // The same configuration reduced: the same verdicts; the reduced graph is
+    // smaller, but by no more than the number of renamings (3! = 6), and its
+    // shortest paths are as long.
+    let b = check(
+        &Config {
+            symmetry: true,
+            ..full
+        },
+        Checks::all(),
+    );
+    assert_safe_reduced("ours-3-sym", &b);
+    assert!(
+        b.states < a.states && a.states <= 6 * b.states,
+        "full {} vs reduced {}",
+        a.states,
+        b.states
+    );
+    assert_eq!(a.depth, b.depth, "the same shortest paths");
 }
 
 #[test]
@@ -218,4 +238,70 @@ fn seed_symmetric_withdrawal_livelocks() {
     let r = check(&cfg, Checks::all());
     assert!(r.two_holders.is_none());
     assert!(r.livelock.is_some(), "1.0.2 against itself livelocks");
+}
+
+/// Safety and no-wedge (the liveness checks beyond that need the un-reduced
+/// graph).
+fn assert_safe_reduced(name: &str, r: &Report) {
+    if let Some(t) = &r.two_holders {
+        panic!("{name}: two holders:\n{t}");
+    }
+    if let Some(w) = &r.wedge {
+        panic!("{name}: contender {} wedged after:\n{}", w.proc, w.trace);
+    }
+    assert!(r.wedge_checked > 0, "{name}: the wedge check ran no search");
+    eprintln!(
+        "{name}: {} states (reduced), {} transitions, {:.1}s",
+        r.states,
+        r.transitions,
+        r.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn three_of_ours_with_a_crash_and_restart_symmetry_reduced() {
+    let cfg = committed("ours-3-crash-sym");
+    assert!(cfg.symmetry && cfg.crashes >= 1 && cfg.flavors.len() == 3);
+    let r = check(&cfg, Checks::all());
+    assert_safe_reduced("ours-3-crash-sym", &r);
+    assert!(r.states > 1_000_000, "suspiciously small: {}", r.states);
+}
+
+#[test]
+fn symmetry_reduction_catches_a_mutant_as_fast() {
+    // Both searches find two holders, after the same number of steps (BFS
+    // finds a shortest counterexample either way).
+    let full = Config {
+        name_order: true,
+        ..Config::ours(3, 0)
+    }
+    .with(Mutant::LiveJudgedDead);
+    let reduced = Config {
+        symmetry: true,
+        ..full.clone()
+    };
+    let a = check(&full, Checks::safety());
+    let b = check(&reduced, Checks::safety());
+    let (ta, tb) = (
+        a.two_holders.expect("caught without reduction"),
+        b.two_holders.expect("caught with reduction"),
+    );
+    assert_eq!(ta.steps.len(), tb.steps.len());
+    assert!(b.states < a.states);
+    eprintln!(
+        "mutant a: {} states without reduction, {} with",
+        a.states, b.states
+    );
+}
+
+#[test]
+fn the_state_cap_fails_loudly() {
+    let cfg = Config {
+        max_states: 1_000,
+        ..Config::ours(2, 1)
+    };
+    let r = std::panic::catch_unwind(|| check(&cfg, Checks::safety()));
+    let msg = r.expect_err("the cap must stop the search");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("state cap exceeded"), "{msg}");
 }
