@@ -107,6 +107,9 @@ pub struct Report {
     pub transitions: u64,
     /// Length of the longest shortest path.
     pub depth: usize,
+    /// The most contenders holding at once in any state found (shows that
+    /// the limits are reached, so that their checks are not vacuous).
+    pub max_holders: usize,
     /// First state with two holders, if any.
     pub two_holders: Option<Trace>,
     /// First wedge found, if checked and any.
@@ -190,7 +193,8 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
         states: graph.states.len(),
         transitions,
         depth,
-        two_holders: bad.map(|i| graph.trace_to(i)),
+        max_holders: graph.states.iter().map(State::holders).max().unwrap_or(0),
+        two_holders: bad.map(|i| concrete(cfg, graph.trace_to(i))),
         wedge: None,
         wedge_checked: 0,
         livelock: None,
@@ -215,9 +219,12 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
             report.livelock = find_livelock(cfg, &graph, None);
             // Our slots run the same code from the same initial state, so
             // the graph is symmetric under swapping them: one victim suffices.
+            // Contenders of one class (same code, same mode) are
+            // interchangeable: one victim per class suffices.
             report.starvation = (0..cfg.flavors.len())
-                .find(|&p| cfg.flavors[p] == crate::model::Flavor::Ours)
-                .and_then(|p| find_livelock(cfg, &graph, Some(p)));
+                .filter(|&p| cfg.flavors[p] == crate::model::Flavor::Ours)
+                .filter(|&p| (0..p).all(|q| cfg.class(q) != cfg.class(p)))
+                .find_map(|p| find_livelock(cfg, &graph, Some(p)));
             report.livelock_checked = true;
             report.phases[2] = t.elapsed();
         }
@@ -260,7 +267,7 @@ fn explore(cfg: &Config, stop: bool) -> (Graph, u64, usize, Option<u32>) {
                  (raise Config::max_states only with the memory to spare)",
                 cfg.max_states
             );
-            let two = t.holders() >= 2;
+            let two = t.violates(cfg);
             g.index.insert(t.clone(), j);
             g.states.push(t);
             g.parent.push((i as u32, a));
@@ -277,6 +284,36 @@ fn explore(cfg: &Config, stop: bool) -> (Graph, u64, usize, Option<u32>) {
     }
     let depth = dist.iter().copied().max().unwrap_or(0) as usize;
     (g, transitions, depth, bad)
+}
+
+/// A trace of the reduced graph as one run of the un-reduced system: each
+/// step's state is a renaming of the representative, chosen so that the
+/// slots keep their names from step to step.
+fn concrete(cfg: &Config, trace: Trace) -> Trace {
+    if !cfg.symmetry {
+        return trace;
+    }
+    let perms = crate::model::symmetries(cfg);
+    let plain = Config {
+        symmetry: false,
+        ..cfg.clone()
+    };
+    let mut cur = trace.initial.clone();
+    let mut steps = Vec::new();
+    let mut buf = Vec::new();
+    for (_, next) in &trace.steps {
+        cur.successors(&plain, None, &mut buf);
+        let (a, t) = buf
+            .drain(..)
+            .find(|(_, t)| t.canonical(&perms) == *next)
+            .expect("a reduced step is a renamed real step");
+        steps.push((a, t.clone()));
+        cur = t;
+    }
+    Trace {
+        initial: trace.initial,
+        steps,
+    }
 }
 
 /// The state where everyone but `p` has crashed (their entries stay) and no

@@ -13,4 +13,4 @@ pub mod configs;
 pub mod model;
 
 pub use check::{check, Checks, Report};
-pub use model::{Config, Flavor, Mutant, Reader};
+pub use model::{Config, Flavor, Mode, Mutant, Reader};

@@ -41,6 +41,23 @@ pub enum Flavor {
     Legacy,
 }
 
+/// The kind of lock a contender of ours asks for (`Mode` in the crate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// Conflicts with every other bid.
+    Exclusive,
+    /// Conflicts only with exclusive bids (and 1.0.2 bids).
+    Shared,
+}
+
+/// How a live rival bid relates to ours (`relation` in the crate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Relation {
+    Conflicts,
+    Compatible,
+    Peer,
+}
+
 /// What a reader does with a bid whose name is there but whose content is not
 /// yet (mutant b only; real bids appear whole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +96,12 @@ pub enum Mutant {
     /// The seed's tie-break: whoever sees a rival withdraws (no token order).
     /// Not a safety fault; used to show the livelock detector works.
     SymmetricWithdraw,
+    /// (g) A shared contender treats every bid as compatible (ignores
+    /// exclusive and 1.0.2 bids).
+    SharedIgnoresExclusive,
+    /// (h) A semaphore contender is blocked only by more than N peers
+    /// instead of N or more (it forgets that its own bid takes a slot).
+    SemaphoreForgetsOwnBid,
 }
 
 /// One configuration to check.
@@ -86,6 +109,13 @@ pub enum Mutant {
 pub struct Config {
     /// The contenders, at most [`MAX_PROCS`].
     pub flavors: Vec<Flavor>,
+    /// Each contender's mode (1.0.2 contenders: ignored, they know none).
+    pub modes: Vec<Mode>,
+    /// Slots of the folder: 1 for a lock (exclusive or shared), N > 1 for a
+    /// counting semaphore, whose bids are all peers whatever their mode.
+    /// Every contender of the folder agrees on it (a mismatch is refused
+    /// with an error before any bid, which is not modelled).
+    pub slots: u8,
     /// Crashes allowed in total; each crashed slot may restart as a new
     /// incarnation (new PID).
     pub crashes: u8,
@@ -116,6 +146,8 @@ impl Config {
     pub fn ours(n: usize, crashes: u8) -> Config {
         Config {
             flavors: vec![Flavor::Ours; n],
+            modes: vec![Mode::Exclusive; n],
+            slots: 1,
             crashes,
             mutant: Mutant::None,
             any_age_order: false,
@@ -127,8 +159,48 @@ impl Config {
     }
 
     /// What makes contender `p` distinguishable from the others.
-    pub fn class(&self, p: usize) -> Flavor {
-        self.flavors[p]
+    pub fn class(&self, p: usize) -> (Flavor, Mode) {
+        (self.flavors[p], self.modes[p])
+    }
+
+    /// How a live bid of contender `them` relates to contender `me` of ours.
+    fn relation(&self, me: usize, them: usize) -> Relation {
+        if self.mutant == Mutant::SharedIgnoresExclusive && self.modes[me] == Mode::Shared {
+            return Relation::Compatible;
+        }
+        if self.flavors[them] == Flavor::Legacy {
+            return Relation::Conflicts;
+        }
+        if self.slots > 1 {
+            return Relation::Peer;
+        }
+        if self.modes[me] == Mode::Shared && self.modes[them] == Mode::Shared {
+            Relation::Compatible
+        } else {
+            Relation::Conflicts
+        }
+    }
+
+    /// `Listing::blocked`: a conflicting rival, or every slot taken.
+    fn blocked(&self, sum: &Summary) -> bool {
+        let peers = usize::from(sum.peers);
+        let full = if self.mutant == Mutant::SemaphoreForgetsOwnBid {
+            peers > usize::from(self.slots)
+        } else {
+            peers >= usize::from(self.slots)
+        };
+        sum.rival || (self.slots > 1 && full)
+    }
+
+    /// `Listing::must_step_back`: an older conflicting bid, or at least N
+    /// older peers.
+    fn must_step_back(&self, sum: &Summary) -> bool {
+        let older = if self.mutant == Mutant::MarkerOnlyPrecedence {
+            sum.older_waiting_bid
+        } else {
+            sum.older_bid
+        };
+        older || (self.slots > 1 && sum.older_peers >= self.slots)
     }
 
     /// The same configuration with a mutant.
@@ -183,6 +255,14 @@ pub struct Summary {
     /// Mutant f: a live bid older than us with a live marker of the same
     /// age was listed.
     pub older_waiting_bid: bool,
+    /// Live peer bids (same semaphore) listed, at most N + 1.
+    pub peers: u8,
+    /// Of which older than us.
+    pub older_peers: u8,
+    /// Ids of the peer bids counted, so that reading one twice counts it
+    /// once; an id leaves the set when its entry is deleted (a new bid with
+    /// the id is a new name, counted anew).
+    pub peer_ids: u16,
     /// Incarnations whose current session's older bid was listed.
     pub older_bids: u16,
     /// Incarnations whose current session's older marker was listed.
@@ -423,6 +503,23 @@ impl State {
             .count()
     }
 
+    /// Whether the holders break the lock's promise: an exclusive (or
+    /// 1.0.2) holder with anyone else, or more holders than slots.
+    pub fn violates(&self, cfg: &Config) -> bool {
+        let holding = |p: usize| {
+            let pr = &self.procs[p];
+            pr.alive && matches!(pr.pc, Pc::Held | Pc::LeaveQueue)
+        };
+        let n = cfg.flavors.len();
+        let h = (0..n).filter(|&p| holding(p)).count();
+        let exclusive = (0..n).any(|p| {
+            holding(p)
+                && (cfg.flavors[p] == Flavor::Legacy
+                    || (cfg.slots == 1 && cfg.modes[p] == Mode::Exclusive))
+        });
+        (cfg.slots > 1 && h > usize::from(cfg.slots)) || (h >= 2 && exclusive)
+    }
+
     fn owner_alive(&self, id: usize) -> bool {
         let p = &self.procs[id / MAX_INC];
         p.alive && p.inc as usize == id % MAX_INC
@@ -506,6 +603,7 @@ impl State {
             self.dir[i] = Entry::default();
             for q in self.procs.iter_mut() {
                 q.pending &= !(1 << i);
+                q.sum.peer_ids &= !(1 << i);
                 // A unique name, once deleted, is never published again:
                 // a removal still planned for it can only find nothing.
                 if !fixed && q.target as usize == i {
@@ -636,6 +734,7 @@ impl State {
             for sum in [&mut q.sum, &mut q.snap] {
                 sum.older_bids = perm_bits(u32::from(sum.older_bids), perm) as u16;
                 sum.older_marks = perm_bits(u32::from(sum.older_marks), perm) as u16;
+                sum.peer_ids = perm_bits(u32::from(sum.peer_ids), perm) as u16;
             }
             q.pending = perm_bits(q.pending, perm);
             if q.target != NONE {
@@ -658,6 +757,7 @@ impl State {
         for sum in [&mut q.sum, &mut q.snap] {
             sum.older_bids = 0;
             sum.older_marks = 0;
+            sum.peer_ids = 0;
         }
         q.pending = q.pending.count_ones();
         q.target = u8::from(q.target != NONE);
@@ -990,22 +1090,41 @@ impl State {
                 }
             }
             (Flavor::Ours, kind::BID) => {
-                if alive {
-                    q.sum.rival = true;
-                    if e.age < pr.age {
-                        q.sum.older_bid = true;
-                        q.sum.older_bids |= 1 << id;
-                        if q.sum.older_marks >> id & 1 == 1 {
-                            q.sum.older_waiting_bid = true;
+                if !alive {
+                    q.target = id as u8;
+                    return Some(s);
+                }
+                match cfg.relation(p, id / MAX_INC) {
+                    Relation::Conflicts => {
+                        q.sum.rival = true;
+                        if e.age < pr.age {
+                            q.sum.older_bid = true;
+                            q.sum.older_bids |= 1 << id;
+                            if q.sum.older_marks >> id & 1 == 1 {
+                                q.sum.older_waiting_bid = true;
+                            }
                         }
                     }
-                } else {
-                    q.target = id as u8;
+                    Relation::Peer => {
+                        if q.sum.peer_ids >> id & 1 == 0 {
+                            let cap = cfg.slots + 1;
+                            q.sum.peer_ids |= 1 << id;
+                            q.sum.peers = (q.sum.peers + 1).min(cap);
+                            if e.age < pr.age {
+                                q.sum.older_peers = (q.sum.older_peers + 1).min(cap);
+                            }
+                        }
+                    }
+                    Relation::Compatible => {}
                 }
             }
             (_, kind::LEGACY) | (Flavor::Legacy, kind::BID) => {
                 if alive {
-                    q.sum.rival = true;
+                    if cfg.flavors[p] == Flavor::Legacy
+                        || cfg.relation(p, id / MAX_INC) == Relation::Conflicts
+                    {
+                        q.sum.rival = true;
+                    }
                 } else {
                     q.target = id as u8;
                 }
@@ -1065,15 +1184,9 @@ impl State {
                 }
             }
             (Flavor::Ours, Pc::Scan10) => {
-                let contended = sum.rival || sum.queued;
-                // older_waiter: an older live marker, or an older bid
-                // (must_step_back).
-                let older_bid = if cfg.mutant == Mutant::MarkerOnlyPrecedence {
-                    sum.older_waiting_bid
-                } else {
-                    sum.older_bid
-                };
-                let wait = contended && (sum.older_marker || older_bid);
+                let contended = cfg.blocked(&sum) || sum.queued;
+                // older_waiter: an older live marker, or must_step_back.
+                let wait = contended && (sum.older_marker || cfg.must_step_back(&sum));
                 match (contended && !has_marker, wait) {
                     (true, true) => self.procs[p].pc = Pc::JoinThenWait,
                     (true, false) => self.procs[p].pc = Pc::JoinThenBid,
@@ -1086,16 +1199,14 @@ impl State {
                 // with mutant f only one whose marker was listed too.
                 let yield_to_older = if symmetric {
                     sum.rival
-                } else if cfg.mutant == Mutant::MarkerOnlyPrecedence {
-                    sum.older_waiting_bid
                 } else {
-                    sum.older_bid
+                    cfg.must_step_back(&sum)
                 };
                 let enter = if has_marker { Pc::LeaveQueue } else { Pc::Held };
                 if !sum.own {
                     // Our bid vanished: never enter without it; bid again.
                     self.start_scan(p, Pc::Scan10);
-                } else if !sum.rival {
+                } else if !cfg.blocked(&sum) {
                     self.procs[p].pc = enter;
                 } else if yield_to_older {
                     self.procs[p].pc = Pc::Withdraw;

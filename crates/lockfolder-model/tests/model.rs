@@ -2,7 +2,7 @@
 //! each mutant fails safety; the wedge and livelock detectors are shown to fire
 //! on protocols known to wedge or livelock, so their silence means something.
 
-use lockfolder_model::model::{Config, Flavor, Mutant, Reader};
+use lockfolder_model::model::{Config, Flavor, Mode, Mutant, Reader};
 use lockfolder_model::{check, configs, Checks, Report};
 
 fn find(list: Vec<(&'static str, Config)>, name: &str) -> Config {
@@ -157,6 +157,7 @@ fn assert_caught(name: &str) {
         .unwrap_or_else(|| panic!("{name}: not caught in {} states", r.states));
     let last = &trace.steps.last().expect("a non-empty trace").1;
     assert_eq!(last.holders(), 2);
+    assert!(last.violates(&cfg));
     eprintln!(
         "{name}: counterexample in {} steps:\n{trace}",
         trace.steps.len()
@@ -304,4 +305,73 @@ fn the_state_cap_fails_loudly() {
     let msg = r.expect_err("the cap must stop the search");
     let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("state cap exceeded"), "{msg}");
+}
+
+#[test]
+fn two_readers_and_a_writer() {
+    let cfg = committed("shared-2+excl-1");
+    assert_eq!(
+        cfg.modes,
+        vec![Mode::Shared, Mode::Shared, Mode::Exclusive],
+        "two shared, one exclusive"
+    );
+    let r = check(&cfg, Checks::all());
+    assert_safe_reduced("shared-2+excl-1", &r);
+    assert_eq!(r.max_holders, 2, "the two readers never held together");
+    assert!(r.states > 100_000, "suspiciously small: {}", r.states);
+}
+
+#[test]
+fn a_reader_and_a_writer_with_crashes_and_listings_in_any_order() {
+    let cfg = committed("shared-1+excl-1-crashes");
+    assert!(!cfg.symmetry && !cfg.name_order && cfg.crashes >= 2);
+    let r = check(&cfg, Checks::all());
+    assert_correct("shared-1+excl-1-crashes", &r);
+}
+
+#[test]
+fn readers_hold_together() {
+    // The check is not vacuous: two readers do reach the critical section
+    // together (and the safety predicate allows it).
+    let cfg = Config {
+        modes: vec![Mode::Shared, Mode::Shared],
+        give_up: false,
+        ..Config::ours(2, 0)
+    };
+    let r = check(&cfg, Checks::all());
+    assert_correct("shared-2", &r);
+    assert_eq!(r.max_holders, 2, "two readers never held together");
+    let mut both = cfg.clone();
+    both.modes = vec![Mode::Shared, Mode::Exclusive];
+    let r = check(&both, Checks::all());
+    assert_correct("shared-1+excl-1", &r);
+    assert_eq!(r.max_holders, 1, "a writer never holds with the reader");
+}
+
+#[test]
+fn three_on_a_semaphore_of_two() {
+    let cfg = committed("slots-2-of-3");
+    assert_eq!(cfg.slots, 2);
+    let r = check(&cfg, Checks::all());
+    assert_safe_reduced("slots-2-of-3", &r);
+    assert!(r.states > 100_000, "suspiciously small: {}", r.states);
+    assert_eq!(r.max_holders, 2, "two slots never both taken");
+}
+
+#[test]
+fn mutant_g_shared_contender_ignoring_exclusive_bids_gives_a_writer_with_a_reader() {
+    assert_caught("g-shared-ignores-exclusive");
+}
+
+#[test]
+fn mutant_h_semaphore_forgetting_its_own_bid_gives_n_plus_one_holders() {
+    let (_, cfg) = configs::mutants()
+        .into_iter()
+        .find(|(n, _)| *n == "h-semaphore-forgets-own-bid")
+        .expect("mutant");
+    let r = check(&cfg, Checks::safety());
+    let t = r.two_holders.expect("caught");
+    let last = &t.steps.last().expect("a trace").1;
+    assert_eq!(last.holders(), usize::from(cfg.slots) + 1, "{t}");
+    eprintln!("mutant h: {} steps:\n{t}", t.steps.len());
 }
