@@ -110,7 +110,8 @@ pub struct Report {
     /// The most contenders holding at once in any state found (shows that
     /// the limits are reached, so that their checks are not vacuous).
     pub max_holders: usize,
-    /// First state with two holders, if any.
+    /// First state that breaks safety (two holders of an exclusive lock, a
+    /// writer with a reader, more than N holders), if any.
     pub two_holders: Option<Trace>,
     /// First wedge found, if checked and any.
     pub wedge: Option<Wedge>,
