@@ -50,6 +50,34 @@
 //!   sleeps on inotify (folder changes) and pidfd (holder exit), re-checking
 //!   every [`RECHECK`] in case a hint is missed.
 //!
+//! # Shared locks and semaphores
+//!
+//! The same bids record a mode and a slot count: shared holders run
+//! together but never with an exclusive one, and a semaphore admits at most N
+//! holders. Waiting stays first-come-first-served, so a stream of readers
+//! cannot starve a writer.
+//!
+//! ```
+//! # fn main() -> Result<(), lockfolder::Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! use lockfolder::LockFolder;
+//!
+//! let readers = LockFolder::builder(dir.path()).shared(true).open()?;
+//! let r1 = readers.try_lock()?.expect("free");
+//! let r2 = readers.try_lock()?.expect("readers share");
+//! let writer = LockFolder::new(dir.path())?;
+//! assert!(writer.try_lock()?.is_none(), "no writer while readers hold");
+//! drop((r1, r2));
+//! assert!(writer.try_lock()?.is_some());
+//!
+//! let pool = tempfile::tempdir().unwrap();
+//! let two = LockFolder::builder(pool.path()).slots(2).open()?;
+//! let (a, b) = (two.try_lock()?, two.try_lock()?);
+//! assert!(a.is_some() && b.is_some());
+//! assert!(two.try_lock()?.is_none(), "both slots taken");
+//! # Ok(()) }
+//! ```
+//!
 //! # What it does not protect against
 //!
 //! A person or program that deletes bids by hand, clocks that are not used for
