@@ -137,7 +137,9 @@ fn cancel_from_another_thread() {
     let woke = Instant::now();
     let cancelled_at = canceller.join().unwrap();
     assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
-    assert!(woke.duration_since(cancelled_at) < Duration::from_millis(50));
+    // Cancellation wakes the waiter through an eventfd, not its timer; the
+    // bound leaves room for a loaded CI machine (typically well under 1 ms).
+    assert!(woke.duration_since(cancelled_at) < Duration::from_millis(250));
     assert_eq!(names(dir.path()).len(), 1, "only the holder's bid");
     // A cancelled token stays cancelled.
     assert!(lf.lock_with(None, Some(&cancel)).is_err());
