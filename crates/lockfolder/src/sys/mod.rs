@@ -21,6 +21,7 @@ pub(crate) use other::*;
 
 /// What the platform could find out about a PID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) enum Probe {
     /// No process has this PID in our PID namespace (`kill(pid, 0)` gave ESRCH).
     Gone,
