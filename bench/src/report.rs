@@ -611,8 +611,12 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
         w,
         "\n| cell | folder | filesystem (`stat -f -c %T`) |\n|---|---|---|"
     );
+    // Folders inside the checkout are shown relative to it: the report is
+    // committed, and this machine's paths mean nothing elsewhere.
+    let cwd = std::env::current_dir().unwrap_or_default();
     for r in &results {
-        let _ = writeln!(w, "| {} | `{}` | {} |", r.name, r.dir.display(), r.fstype);
+        let shown = r.dir.strip_prefix(&cwd).unwrap_or(&r.dir);
+        let _ = writeln!(w, "| {} | `{}` | {} |", r.name, shown.display(), r.fstype);
     }
     for (n, why) in &missing {
         let _ = writeln!(w, "\n{n}: **not available** ({why}).");
