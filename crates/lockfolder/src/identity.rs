@@ -45,6 +45,17 @@ pub(crate) enum Verdict {
     Stale(StaleReason),
 }
 
+impl Verdict {
+    /// The state reported to users for an entry with this verdict.
+    pub(crate) fn state(self) -> crate::State {
+        match self {
+            Verdict::Live => crate::State::Live,
+            Verdict::Foreign => crate::State::Foreign,
+            Verdict::Stale(s) => crate::State::Stale(s),
+        }
+    }
+}
+
 /// Judges a bid. `ctx` is `None` when we could not read our own identity, in
 /// which case nothing can be proven and every bid is live.
 pub(crate) fn judge(rec: &BidRecord, ctx: Option<&HostContext>) -> Verdict {

@@ -99,6 +99,22 @@ pub(crate) enum Seen {
     Vanished,
 }
 
+impl Seen {
+    /// A bid or side file whose owner is provably gone: removable by name.
+    fn is_stale(&self) -> bool {
+        matches!(
+            self,
+            Seen::Bid {
+                verdict: Verdict::Stale(_),
+                ..
+            } | Seen::Temp {
+                verdict: Verdict::Stale(_),
+                ..
+            }
+        )
+    }
+}
+
 fn type_note(t: EntryType) -> &'static str {
     match t {
         EntryType::File => "file",
@@ -218,11 +234,7 @@ impl Rival {
                 } else {
                     EntryKind::LegacyBid
                 },
-                match v {
-                    Verdict::Live => State::Live,
-                    Verdict::Foreign => State::Foreign,
-                    Verdict::Stale(s) => State::Stale(s),
-                },
+                v.state(),
             ),
             (None, _) => (EntryKind::Other, State::NotABid),
         };
@@ -276,12 +288,6 @@ impl Listing {
     fn must_step_back(&self, mine: &Token, slots: u32) -> bool {
         self.rivals.iter().any(|r| r.precedes(mine))
             || self.peers.iter().filter(|r| r.precedes(mine)).count() >= slots as usize
-    }
-
-    /// Whether a live waiter older than `mine` is queued, or an older bid
-    /// makes us step back.
-    fn older_waiter(&self, mine: &Token, slots: u32) -> bool {
-        self.queue.iter().any(|q| q.token.age() < mine.age()) || self.must_step_back(mine, slots)
     }
 
     /// Everything that keeps us out, for "who holds it" and for waking.
@@ -444,7 +450,7 @@ fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
     // A clash of 62 random bits is not expected; if it happens, draw again.
     let mut attempts = 0;
     loop {
-        let temp = temp_name(*token, me, ctx);
+        let temp = side_name(*token, me, ctx, false);
         let name = token.bid_name();
         shared.folder.write_temp(&temp, &content)?;
         match shared.folder.publish(&temp, &name) {
@@ -460,10 +466,6 @@ fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
             }
         }
     }
-}
-
-fn temp_name(token: Token, me: ProcessStamp, ctx: &HostContext) -> String {
-    side_name(token, me, ctx, false)
 }
 
 fn side_name(token: Token, me: ProcessStamp, ctx: &HostContext, queue: bool) -> String {
@@ -578,11 +580,11 @@ impl Contender {
     /// false this is exactly the seed's single attempt.
     pub fn attempt(&mut self, waiting: bool) -> Result<Step> {
         let wait_or_busy = if waiting { Step::Wait } else { Step::Busy };
+        let slots = self.shared.slots;
         if self.bid.is_none() {
             // Step 10. A courtesy: it keeps us from bidding into a held lock
             // (single attempts) and, while waiting, from bidding ahead of an
             // older waiter.
-            let slots = self.shared.slots;
             let listing = check(&self.shared, None, self.marker.as_deref(), &mut self.cache)?;
             let blocked = listing.blocked(slots);
             let contended = blocked || !listing.queue.is_empty();
@@ -599,7 +601,9 @@ impl Contender {
                 }
                 if waiting {
                     self.join_queue()?;
-                    if listing.older_waiter(&self.age, slots) {
+                    // Defer to an older waiter in the queue, or to an older
+                    // bid that we would step back before anyway.
+                    if !self.older.is_empty() || listing.must_step_back(&self.age, slots) {
                         return Ok(Step::Wait);
                     }
                 }
@@ -621,7 +625,6 @@ impl Contender {
             self.marker.as_deref(),
             &mut self.cache,
         )?;
-        let slots = self.shared.slots;
         if !listing.own_present {
             // Someone deleted our bid (by hand, or the folder was replaced).
             // Never enter without it; bid again on the next pass.
@@ -758,16 +761,7 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
     let mut removed = Vec::new();
     for raw in shared.folder.list(true)? {
         let seen = inspect(shared, &raw, ctx, &mut cache);
-        let stale = matches!(
-            seen,
-            Seen::Bid {
-                verdict: Verdict::Stale(_),
-                ..
-            } | Seen::Temp {
-                verdict: Verdict::Stale(_),
-                ..
-            }
-        );
+        let stale = seen.is_stale();
         if stale && remove_stale(shared, &raw.name, &mut cache)? {
             removed.extend(describe(shared, &raw, seen));
         }
@@ -789,25 +783,14 @@ pub(crate) fn challenge(shared: &Shared, name: &[u8]) -> Result<bool> {
         name: name.to_vec(),
         kind,
     };
-    match inspect(shared, &raw, ctx, &mut cache) {
-        Seen::Bid {
-            verdict: Verdict::Stale(_),
-            ..
-        }
-        | Seen::Temp {
-            verdict: Verdict::Stale(_),
-            ..
-        } => remove_stale(shared, name, &mut cache),
-        _ => Ok(false),
+    if inspect(shared, &raw, ctx, &mut cache).is_stale() {
+        remove_stale(shared, name, &mut cache)
+    } else {
+        Ok(false)
     }
 }
 
 fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
-    let state_of = |v: Verdict| match v {
-        Verdict::Live => State::Live,
-        Verdict::Foreign => State::Foreign,
-        Verdict::Stale(s) => State::Stale(s),
-    };
     let name = OsStr::from_bytes(&raw.name).to_owned();
     let path = shared.path_of(&raw.name);
     Some(match seen {
@@ -830,7 +813,7 @@ fn describe(shared: &Shared, raw: &RawEntry, seen: Seen) -> Option<Holder> {
             } else {
                 EntryKind::Temporary
             };
-            let mut h = Holder::new(name, path, kind, state_of(verdict));
+            let mut h = Holder::new(name, path, kind, verdict.state());
             h.pid = Some(temp.pid);
             h.waiting_since = temp
                 .token

@@ -355,8 +355,7 @@ fn read_host_context() -> io::Result<HostContext> {
     let clk_tck = rustix::param::clock_ticks_per_second();
     // /proc must belong to our PID namespace, or every PID we look up there
     // would name some other process.
-    let me = read_proc_stat(&std::fs::read("/proc/self/stat")?)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/self/stat"))?;
+    let me = read_stat_file("/proc/self/stat")?;
     if me.pid != current_pid() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -417,6 +416,12 @@ pub(crate) fn read_proc_stat(bytes: &[u8]) -> Option<ProcStat> {
     })
 }
 
+/// Reads and parses a `stat` file of `/proc`.
+fn read_stat_file(path: &str) -> io::Result<ProcStat> {
+    read_proc_stat(&std::fs::read(path)?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("malformed {path}")))
+}
+
 pub(crate) fn current_pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
@@ -433,8 +438,7 @@ pub(crate) fn current_process() -> io::Result<ProcessStamp> {
             return Ok(s);
         }
     }
-    let st = read_proc_stat(&std::fs::read("/proc/self/stat")?)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed /proc/self/stat"))?;
+    let st = read_stat_file("/proc/self/stat")?;
     let stamp = ProcessStamp {
         pid,
         start_ticks: st.start_ticks,
@@ -445,8 +449,7 @@ pub(crate) fn current_process() -> io::Result<ProcessStamp> {
 
 /// The stamp of another process of ours (the CLI bids for its child).
 pub(crate) fn process_stamp(pid: u32) -> io::Result<ProcessStamp> {
-    let st = read_proc_stat(&std::fs::read(format!("/proc/{pid}/stat"))?)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed stat"))?;
+    let st = read_stat_file(&format!("/proc/{pid}/stat"))?;
     Ok(ProcessStamp {
         pid,
         start_ticks: st.start_ticks,
