@@ -40,6 +40,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// An inotify instance on the folder: one from the pool if this process
+    /// made it, else a new one. Events it queued while pooled are harmless:
+    /// every waiter lists the folder again after arming its watch.
+    pub fn borrow_watch(&self) -> std::io::Result<sys::Watch> {
+        let pooled = self.watches.lock().ok().and_then(|mut p| {
+            let (pid, pool) = &mut *p;
+            (*pid == sys::current_pid()).then(|| pool.pop()).flatten()
+        });
+        match pooled {
+            Some(w) => Ok(w),
+            None => sys::Watch::new(&self.folder),
+        }
+    }
+
+    /// Keeps `w` for the next waiter (a few at most), unless we are a forked
+    /// child of the process that made the pool.
+    pub fn return_watch(&self, w: sys::Watch) {
+        if let Ok(mut p) = self.watches.lock() {
+            let (pid, pool) = &mut *p;
+            if *pid == sys::current_pid() && pool.len() < 8 {
+                pool.push(w);
+            }
+        }
+    }
+
     pub fn path_of(&self, name: &[u8]) -> PathBuf {
         self.folder.path().join(OsStr::from_bytes(name))
     }

@@ -89,15 +89,9 @@ impl std::fmt::Debug for CancelToken {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        // Hand the inotify instance back for the next waiter; its queued
-        // events are harmless (every waiter re-lists after arming).
+        // Hand the inotify instance back for the next waiter.
         if let Some(w) = self.watch.take() {
-            if let Ok(mut p) = self.contender.shared.watches.lock() {
-                let (pid, pool) = &mut *p;
-                if *pid == sys::current_pid() && pool.len() < 8 {
-                    pool.push(w);
-                }
-            }
+            self.contender.shared.return_watch(w);
         }
     }
 }
@@ -170,14 +164,7 @@ impl Waiter {
                 Step::Busy | Step::Wait => {}
             }
             if self.watch.is_none() && !self.watch_failed {
-                let pooled = self.contender.shared.watches.lock().ok().and_then(|mut p| {
-                    let (pid, pool) = &mut *p;
-                    (*pid == sys::current_pid()).then(|| pool.pop()).flatten()
-                });
-                let watch = match pooled {
-                    Some(w) => Ok(w),
-                    None => Watch::new(&self.contender.shared.folder),
-                };
+                let watch = self.contender.shared.borrow_watch();
                 match watch {
                     // Check again now that events are armed: a change between
                     // the last check and the watch would otherwise be missed.
