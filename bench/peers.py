@@ -113,16 +113,13 @@ class PortalockerPeer(Peer):
         self.lock = None
 
     def acquire(self, timeout):
-        lock = self.portalocker.Lock(self.path, timeout=timeout)
-        try:
-            lock.acquire()
-        except self.portalocker.exceptions.LockException:
-            return False
-        self.lock = lock
-        return True
+        return self._take(self.portalocker.Lock(self.path, timeout=timeout))
 
     def try_acquire(self):
-        lock = self.portalocker.Lock(self.path, timeout=0, fail_when_locked=True)
+        return self._take(
+            self.portalocker.Lock(self.path, timeout=0, fail_when_locked=True))
+
+    def _take(self, lock):
         try:
             lock.acquire()
         except self.portalocker.exceptions.LockException:

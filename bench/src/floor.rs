@@ -89,14 +89,7 @@ pub fn raw(dir: &Path, iters: u64) -> Result<f64, String> {
         rustix::fs::unlinkat(&dfd, bid.as_str(), AtFlags::empty()).map_err(e)?;
         Ok(())
     };
-    for _ in 0..iters / 10 + 1 {
-        cycle()?;
-    }
-    let t0 = crate::worker::mono_ns();
-    for _ in 0..iters {
-        cycle()?;
-    }
-    Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
+    ns_per_cycle(iters, cycle)
 }
 
 /// ns per flock + unlock on an open file.
@@ -111,6 +104,23 @@ pub fn flock(file: &Path, iters: u64) -> Result<f64, String> {
         f.lock().map_err(|e| e.to_string())?;
         f.unlock().map_err(|e| e.to_string())
     };
+    ns_per_cycle(iters, cycle)
+}
+
+/// ns per `try_lock` + release of lockfolder in this process.
+fn lockfolder_cycle(lock: &lockfolder::LockFolder, iters: u64) -> Result<f64, String> {
+    ns_per_cycle(iters, || {
+        let g = lock
+            .try_lock()
+            .map_err(|e| e.to_string())?
+            .ok_or("uncontended lock was busy")?;
+        g.release().map_err(|e| e.to_string())
+    })
+}
+
+/// Runs `cycle` a tenth of `iters` times to warm up, then `iters` times,
+/// and returns the mean ns of the timed runs.
+fn ns_per_cycle(iters: u64, mut cycle: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     for _ in 0..iters / 10 + 1 {
         cycle()?;
     }
@@ -118,24 +128,6 @@ pub fn flock(file: &Path, iters: u64) -> Result<f64, String> {
     for _ in 0..iters {
         cycle()?;
     }
-    Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
-}
-
-/// ns per `try_lock` + release of lockfolder in this process.
-fn lockfolder_cycle(lock: &lockfolder::LockFolder, iters: u64) -> Result<f64, String> {
-    let cycle = |n: u64| -> Result<(), String> {
-        for _ in 0..n {
-            let g = lock
-                .try_lock()
-                .map_err(|e| e.to_string())?
-                .ok_or("uncontended lock was busy")?;
-            g.release().map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    };
-    cycle(iters / 10 + 1)?;
-    let t0 = crate::worker::mono_ns();
-    cycle(iters)?;
     Ok((crate::worker::mono_ns() - t0) as f64 / iters as f64)
 }
 
