@@ -57,35 +57,32 @@ enum Cmd {
     },
     /// (started by `storm`) Loop acquire → critical section → release.
     Worker {
-        #[arg(long)]
-        arena: PathBuf,
-        #[arg(long)]
-        tag: String,
-        #[arg(long, default_value_t = 0)]
-        jitter_us: u64,
+        #[command(flatten)]
+        part: Part,
         #[arg(long, hide = true)]
         mutant_no_lock: bool,
     },
     /// (started by `lockfolder run`) One critical section.
-    Cs {
-        #[arg(long)]
-        arena: PathBuf,
-        #[arg(long)]
-        tag: String,
-        #[arg(long, default_value_t = 0)]
-        jitter_us: u64,
-    },
+    Cs(Part),
     /// (started by `storm --cli`) Loop `lockfolder run DIR -- lockfolder-storm cs`.
     CliWorker {
         #[arg(long)]
         cli: PathBuf,
-        #[arg(long)]
-        arena: PathBuf,
-        #[arg(long)]
-        tag: String,
-        #[arg(long, default_value_t = 0)]
-        jitter_us: u64,
+        #[command(flatten)]
+        part: Part,
     },
+}
+
+/// What every process the storm starts is told: where the arena is, its
+/// name in the logs, and how long its random pauses may be.
+#[derive(clap::Args)]
+struct Part {
+    #[arg(long)]
+    arena: PathBuf,
+    #[arg(long)]
+    tag: String,
+    #[arg(long, default_value_t = 0)]
+    jitter_us: u64,
 }
 
 fn main() -> ExitCode {
@@ -146,42 +143,34 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Worker {
-            arena,
-            tag,
-            jitter_us,
+            part,
             mutant_no_lock,
         } => finish(
-            &arena,
-            &tag,
-            worker::run_worker(&Arena::open(&arena), &tag, jitter_us, mutant_no_lock).map(drop),
+            &part,
+            worker::run_worker(
+                &Arena::open(&part.arena),
+                &part.tag,
+                part.jitter_us,
+                mutant_no_lock,
+            )
+            .map(drop),
         ),
-        Cmd::Cs {
-            arena,
-            tag,
-            jitter_us,
-        } => finish(
-            &arena,
-            &tag,
-            worker::run_cs(&Arena::open(&arena), &tag, jitter_us),
+        Cmd::Cs(part) => finish(
+            &part,
+            worker::run_cs(&Arena::open(&part.arena), &part.tag, part.jitter_us),
         ),
-        Cmd::CliWorker {
-            cli,
-            arena,
-            tag,
-            jitter_us,
-        } => finish(
-            &arena,
-            &tag,
-            worker::run_cli_worker(&Arena::open(&arena), &cli, &tag, jitter_us),
+        Cmd::CliWorker { cli, part } => finish(
+            &part,
+            worker::run_cli_worker(&Arena::open(&part.arena), &cli, &part.tag, part.jitter_us),
         ),
     }
 }
 
-fn finish(arena: &std::path::Path, tag: &str, r: Result<(), String>) -> ExitCode {
+fn finish(part: &Part, r: Result<(), String>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            Arena::open(arena).record_error(tag, &e);
+            Arena::open(&part.arena).record_error(&part.tag, &e);
             ExitCode::from(3)
         }
     }
