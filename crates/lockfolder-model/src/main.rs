@@ -9,7 +9,7 @@
 //! `-- --max-states N` raises or lowers the cap on states.
 
 use lockfolder_model::model::slot_name;
-use lockfolder_model::{check, configs, Checks};
+use lockfolder_model::{check, configs, Checks, Config, Report};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -69,14 +69,7 @@ fn main() {
                 }
             ),
         };
-        println!(
-            "{name:<28} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
-            cfg.crashes,
-            r.states,
-            r.transitions,
-            r.depth,
-            r.elapsed.as_secs_f64()
-        );
+        row(name, &cfg, &r, &result);
         println!(
             "{:<28} search {:.2}s; wedge check {:.2}s ({} solo searches); livelock+starvation {:.2}s",
             "",
@@ -113,18 +106,23 @@ fn main() {
             Some(t) => format!("caught: two holders after {} steps", t.steps.len()),
             None => "NOT CAUGHT".to_owned(),
         };
-        println!(
-            "{name:<28} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
-            cfg.crashes,
-            r.states,
-            r.transitions,
-            r.depth,
-            r.elapsed.as_secs_f64()
-        );
+        row(name, &cfg, &r, &result);
         if traces {
             if let Some(t) = &r.two_holders {
                 println!("{t}");
             }
         }
     }
+}
+
+/// One line of the table: configuration, bounds, counts, time, verdict.
+fn row(name: &str, cfg: &Config, r: &Report, result: &str) {
+    println!(
+        "{name:<28} {:>8} {:>10} {:>12} {:>6} {:>8.2}  {result}",
+        cfg.crashes,
+        r.states,
+        r.transitions,
+        r.depth,
+        r.elapsed.as_secs_f64()
+    );
 }
