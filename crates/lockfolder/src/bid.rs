@@ -306,6 +306,10 @@ pub struct BidRecord {
     /// Command line of the process holding the lock, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
+    /// A process group whose members keep the bid alive after its owner has
+    /// exited (`lockfolder run`: the command's background children).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgid: Option<u32>,
 }
 
 impl BidRecord {

@@ -80,10 +80,15 @@ pub(crate) fn judge(rec: &BidRecord, ctx: Option<&HostContext>) -> Verdict {
     if pid_ns != ctx.pid_ns {
         return Verdict::Foreign;
     }
-    judge_process(ProcessStamp {
+    match judge_process(ProcessStamp {
         pid: rec.pid,
         start_ticks: ticks,
-    })
+    }) {
+        // The owner is gone, but the bid also names a process group: it lives
+        // while any member does (only ESRCH for the whole group proves none).
+        Verdict::Stale(_) if rec.pgid.is_some_and(|g| !sys::group_gone(g)) => Verdict::Live,
+        v => v,
+    }
 }
 
 /// Same host name, another boot id. That is a previous boot of this machine
@@ -178,6 +183,7 @@ pub(crate) fn watchable(rec: &BidRecord, ctx: &HostContext) -> Option<ProcessSta
 
 /// What we publish about a lock holder.
 pub(crate) struct BidOptions<'a> {
+    pub pgid: Option<u32>,
     pub mode: Mode,
     pub slots: u32,
     pub label: Option<&'a str>,
@@ -207,5 +213,6 @@ pub(crate) fn bid_record(
         slots: (opts.slots != 1).then_some(opts.slots),
         label: opts.label.map(str::to_owned),
         command: opts.command.map(str::to_owned),
+        pgid: opts.pgid,
     }
 }

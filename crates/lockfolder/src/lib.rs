@@ -140,6 +140,7 @@ pub fn current_identity() -> std::io::Result<BidRecord> {
     let ctx = sys::host_context()?;
     let me = sys::current_process()?;
     let opts = identity::BidOptions {
+        pgid: None,
         mode: Mode::Exclusive,
         slots: 1,
         label: None,
@@ -177,6 +178,7 @@ pub struct Builder {
     label: Option<String>,
     command: Option<String>,
     owner: Option<u32>,
+    group: Option<u32>,
     mode: Mode,
     slots: u32,
 }
@@ -228,6 +230,16 @@ impl Builder {
         self
     }
 
+    /// Keep the bid alive, after its owner process has exited, for as long as
+    /// any process of process group `pgid` lives (errs towards alive: a
+    /// group is gone only when `kill(-pgid, 0)` answers `ESRCH`). This is how
+    /// `lockfolder run` keeps the lock while a command's background children
+    /// run, as `flock(1)` does through the inherited descriptor.
+    pub fn owner_group(mut self, pgid: u32) -> Self {
+        self.group = Some(pgid);
+        self
+    }
+
     /// Opens the lock folder.
     ///
     /// # Errors
@@ -257,6 +269,7 @@ impl Builder {
                 label: self.label,
                 command: self.command,
                 owner: self.owner,
+                group: self.group,
                 mode: self.mode,
                 slots: self.slots,
                 watches: std::sync::Mutex::new((sys::current_pid(), Vec::new())),
@@ -285,6 +298,7 @@ impl LockFolder {
             label: None,
             command: None,
             owner: None,
+            group: None,
             mode: Mode::Exclusive,
             slots: 1,
         }

@@ -30,6 +30,7 @@ pub(crate) struct Shared {
     pub label: Option<String>,
     pub command: Option<String>,
     pub owner: Option<u32>,
+    pub group: Option<u32>,
     pub mode: Mode,
     pub slots: u32,
     /// inotify instances kept for reuse: closing one costs the kernel an RCU
@@ -466,6 +467,7 @@ fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
         None => me,
     };
     let opts = BidOptions {
+        pgid: shared.group,
         mode: shared.mode,
         slots: shared.slots,
         label: shared.label.as_deref(),

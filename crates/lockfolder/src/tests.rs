@@ -231,6 +231,7 @@ mod parsers {
                 proptest::option::of(any::<u32>()),
                 proptest::option::of(".{0,60}"),
                 proptest::option::of(".{0,60}"),
+                proptest::option::of(any::<u32>()),
             ),
         )
             .prop_map(
@@ -238,7 +239,7 @@ mod parsers {
                     (pid, created, version),
                     (host, machine_id, boot_id),
                     (boot_time, pid_ns, start_ticks, clk_tck, published_ms),
-                    (mode, slots, label, command),
+                    (mode, slots, label, command, pgid),
                 )| BidRecord {
                     pid,
                     created,
@@ -255,6 +256,7 @@ mod parsers {
                     slots,
                     label,
                     command,
+                    pgid,
                 },
             )
     }

@@ -49,7 +49,30 @@ pub const TESTS: &[TestFn] = &[
         "identity::our_bid_is_readable_by_1x_rules",
         our_bid_is_readable_by_1x_rules,
     ),
+    (
+        "identity::live_process_group_keeps_a_dead_owners_bid",
+        live_process_group_keeps_a_dead_owners_bid,
+    ),
 ];
+
+/// A bid whose owner is gone but which names a process group that still has
+/// a member is live; once the group is empty it is stale.
+fn live_process_group_keeps_a_dead_owners_bid() {
+    use std::os::unix::process::CommandExt;
+    let mut member = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = member.id();
+    let mut rec = me();
+    rec.pid = dead_pid();
+    rec.pgid = Some(pgid);
+    assert_eq!(judge(&rec), State::Live);
+    member.kill().unwrap();
+    member.wait().unwrap();
+    assert!(matches!(judge(&rec), State::Stale(_)));
+}
 
 fn me() -> BidRecord {
     lockfolder::current_identity().unwrap()

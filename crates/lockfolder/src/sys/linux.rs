@@ -487,6 +487,22 @@ pub(crate) fn probe(pid: u32) -> Probe {
     }
 }
 
+/// Whether no process at all is left in process group `pgid`: only `ESRCH`
+/// from `kill(-pgid, 0)` says so; anything else (members, `EPERM`, a bad
+/// number) answers "not gone".
+pub(crate) fn group_gone(pgid: u32) -> bool {
+    let Some(p) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    matches!(
+        rustix::process::test_kill_process_group(p),
+        Err(Errno::SRCH)
+    )
+}
+
 /// A zombie leader can still have live threads; the process is only over when
 /// every thread is a zombie or dead. Any doubt answers "no".
 fn all_threads_exited(pid: u32) -> bool {

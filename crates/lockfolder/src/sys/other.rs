@@ -101,6 +101,10 @@ pub(crate) fn probe(_pid: u32) -> Probe {
     Probe::Unknown
 }
 
+pub(crate) fn group_gone(_pgid: u32) -> bool {
+    false
+}
+
 pub(crate) fn read_cmdline(_pid: u32) -> Option<String> {
     None
 }
