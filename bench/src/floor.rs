@@ -43,8 +43,9 @@ pub fn raw(dir: &Path, iters: u64) -> Result<f64, String> {
         Mode::empty(),
     )
     .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let content = serde_json::to_vec(&lockfolder::current_identity().map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
+    let content = lockfolder::current_identity()
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     // Fresh names every cycle, as long as the real ones, because the protocol
     // needs unique names (a bid name is never reused): a UUIDv7-shaped bid
     // and a temporary that carries the token, PID, start ticks, PID

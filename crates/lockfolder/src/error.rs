@@ -128,6 +128,15 @@ pub enum Error {
         /// The bid's slot count.
         theirs: u32,
     },
+    /// An operator's request that lockfolder refuses, because it could break
+    /// mutual exclusion or touch a file that is not a bid.
+    #[error("remove {}: refused: {why}", path.display())]
+    Refused {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// The platform cannot run the protocol safely (see `docs/safety.md`).
     #[error("lock folder {}: {what} is not supported on this platform", path.display())]
     Unsupported {
@@ -167,6 +176,7 @@ impl Error {
             | Error::WithdrawFailed { path, .. }
             | Error::InvalidInput { path, .. }
             | Error::SlotsMismatch { path, .. }
+            | Error::Refused { path, .. }
             | Error::Unsupported { path, .. } => path,
         }
     }
@@ -181,6 +191,7 @@ impl Error {
             Error::LockLost { .. } => io::ErrorKind::NotFound,
             Error::InvalidInput { .. } => io::ErrorKind::InvalidInput,
             Error::SlotsMismatch { .. } => io::ErrorKind::InvalidData,
+            Error::Refused { .. } => io::ErrorKind::PermissionDenied,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
         }
     }

@@ -101,13 +101,22 @@ compile_error!(
 );
 
 mod bid;
+#[cfg(feature = "model")]
+pub mod decide;
+#[cfg(not(feature = "model"))]
+mod decide;
 mod error;
 mod fault;
-mod holder;
+mod fsinfo;
 mod identity;
+mod liveness;
+mod names;
 mod protocol;
-mod sys;
+mod report;
+mod scan;
+mod store;
 mod wait;
+mod wake;
 
 #[cfg(test)]
 mod tests;
@@ -117,10 +126,16 @@ mod tests;
 #[doc = include_str!("../README.md")]
 struct ReadmeExample;
 
-pub use bid::{BidRecord, Mode, Token, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
+pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
 pub use error::{Error, Op, Result};
-pub use holder::{EntryKind, Holder, State};
-pub use identity::StaleReason;
+pub use fsinfo::{Filesystem, FsKind};
+pub use identity::{
+    FreebsdOwner, LinuxOwner, MacosOwner, Owner, StaleReason, Unjudgeable, WindowsOwner,
+    LEGACY_CLOCK_STEP_TOLERANCE,
+};
+pub use names::Token;
+pub use protocol::{HANDOVER, KEEP_MAX};
+pub use report::{EntryKind, Holder, Role, State, Status};
 pub use wait::{CancelToken, Waiter, RECHECK};
 
 use protocol::{Contender, Shared, Step};
@@ -130,28 +145,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a bid published by this process right now would record about it
-/// (PID, start time, host, boot, PID namespace). Useful to other
-/// implementations and tests that want to write interoperable bids.
+/// (PID, 1.0.2's `CREATED`, host and platform identity). Useful to other
+/// implementations and to tests that write interoperable bids.
 ///
 /// # Errors
 ///
-/// I/O errors reading `/proc`; `Unsupported` off Linux.
+/// I/O errors reading this process's identity; `Unsupported` on platforms
+/// without a proof of process death.
 pub fn current_identity() -> std::io::Result<BidRecord> {
-    let ctx = sys::host_context()?;
-    let me = sys::current_process()?;
-    let opts = identity::BidOptions {
-        pgid: None,
-        mode: Mode::Exclusive,
-        slots: 1,
-        label: None,
-        command: None,
-    };
-    Ok(identity::bid_record(
-        me,
-        ctx,
-        protocol::now_unix().as_millis() as u64,
-        &opts,
-    ))
+    let me = liveness::current()?;
+    Ok(BidRecord {
+        pid: me.pid,
+        created: me.created,
+        version: Some(FORMAT_VERSION),
+        host: Some(me.host),
+        owner: Some(me.owner),
+        published_ms: Some(protocol::now_unix().as_millis() as u64),
+        ..BidRecord::default()
+    })
 }
 
 /// A lock folder: the mutex itself. Cheap to clone; `Send + Sync`, and every
@@ -262,7 +273,7 @@ impl Builder {
                 what: "slots must be at least 1, and a semaphore cannot also be shared".into(),
             });
         }
-        let folder = sys::Folder::open(&self.path, self.create)?;
+        let folder = store::Folder::open(&self.path, self.create)?;
         Ok(LockFolder {
             shared: Arc::new(Shared {
                 folder,
@@ -272,7 +283,7 @@ impl Builder {
                 group: self.group,
                 mode: self.mode,
                 slots: self.slots,
-                watches: std::sync::Mutex::new((sys::current_pid(), Vec::new())),
+                watches: std::sync::Mutex::new((liveness::current_pid(), Vec::new())),
             }),
         })
     }
@@ -349,7 +360,9 @@ impl LockFolder {
     ///
     /// [`Error::Timeout`] naming the holder; I/O errors.
     pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard> {
-        wait::lock_until(self.shared.clone(), Some(Instant::now() + timeout), None)
+        // A timeout too long to represent is no timeout.
+        let deadline = Instant::now().checked_add(timeout);
+        wait::lock_until(self.shared.clone(), deadline, None)
     }
 
     /// Blocks until the lock is ours, `deadline` passes or `cancel` fires.
@@ -370,45 +383,78 @@ impl LockFolder {
         Waiter::new(self.shared.clone())
     }
 
-    /// Every entry of the folder with its state; nothing is changed.
+    /// Every entry of the folder with its state and part; nothing is
+    /// changed.
     ///
     /// # Errors
     ///
     /// I/O errors listing the folder.
     pub fn holders(&self) -> Result<Vec<Holder>> {
-        protocol::holders(&self.shared)
+        Ok(report::status(&self.shared)?.entries)
+    }
+
+    /// The folder at this moment: every entry, whether a new blocking
+    /// acquisition would have to wait and for what, and the filesystem.
+    /// Nothing is changed.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors listing the folder.
+    pub fn status(&self) -> Result<Status> {
+        report::status(&self.shared)
+    }
+
+    /// The filesystem the folder lives on, as identified when it was opened.
+    pub fn filesystem(&self) -> &Filesystem {
+        self.shared.folder.filesystem()
     }
 
     /// Whether anything in the folder keeps the lock from being taken right
-    /// now (a live or foreign bid, or an entry that is not a bid).
+    /// now (a live or foreign bid, or an entry that is not a bid); queued
+    /// waiters aside.
     ///
     /// # Errors
     ///
     /// I/O errors listing the folder.
     pub fn is_locked(&self) -> Result<bool> {
-        Ok(self.holders()?.iter().any(Holder::blocks))
+        Ok(report::status(&self.shared)?.held())
     }
 
     /// Judges the one entry `name` of the folder and removes it if it is a
-    /// stale bid or temporary (lockfolder 1.x's `challenge`). Returns whether
+    /// stale bid or side file (lockfolder 1.x's `challenge`). Returns whether
     /// it was removed. Live, foreign and not-a-bid entries are left alone.
     ///
     /// # Errors
     ///
     /// I/O errors inspecting or removing the entry.
     pub fn challenge(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<bool> {
-        use std::os::unix::ffi::OsStrExt;
-        protocol::challenge(&self.shared, name.as_ref().as_bytes())
+        report::challenge(&self.shared, name.as_ref().as_encoded_bytes())
     }
 
-    /// Removes stale bids (and temporaries of dead writers) and returns them.
+    /// Removes stale bids (and side files of dead writers) and returns them.
     /// Nothing else is ever removed.
     ///
     /// # Errors
     ///
     /// I/O errors listing the folder or removing an entry.
     pub fn clean(&self) -> Result<Vec<Holder>> {
-        protocol::clean(&self.shared)
+        report::clean(&self.shared)
+    }
+
+    /// Removes the entry `name` on an operator's say-so, for what no proof
+    /// can settle: a bid or queue marker of a container killed as a whole, of
+    /// a host that is gone, a 1.0.2 bid left empty by a crash. Returns what
+    /// was removed. Refuses ([`Error::Refused`]) anything not named like a
+    /// bid or side file, and the bid of a process this machine sees alive.
+    ///
+    /// Removing the bid of a holder that is in fact alive elsewhere lets a
+    /// second holder in: this is the operator's call, never lockfolder's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`]; I/O errors (`NotFound` if there is no such entry).
+    pub fn remove_forced(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<Holder> {
+        report::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
     }
 }
 
@@ -417,6 +463,7 @@ impl LockFolder {
 ///
 /// A guard inherited by a forked child is inert in the child: only the
 /// process that made the bid deletes it.
+#[must_use = "dropping the guard releases the lock at once"]
 pub struct LockGuard {
     shared: Arc<Shared>,
     name: String,
@@ -437,7 +484,7 @@ impl LockGuard {
         LockGuard {
             shared,
             name,
-            creator: sys::current_pid(),
+            creator: liveness::current_pid(),
             done: false,
         }
     }
@@ -468,7 +515,7 @@ impl LockGuard {
     /// Whether this process is the one that took the lock (false in a forked
     /// child holding an inherited guard).
     pub fn owned_here(&self) -> bool {
-        self.creator == sys::current_pid()
+        self.creator == liveness::current_pid()
     }
 
     /// Releases the lock (step 60).

@@ -207,56 +207,96 @@ fn unreadable_bid_is_live_not_deleted() {
 /// Property tests of every parser that reads what others wrote: arbitrary
 /// input never panics, and what we write parses back to itself.
 mod parsers {
-    use crate::bid::{classify_name, BidRecord, Mode, NameKind, TempName, Token};
-    use crate::sys::{parse_btime, read_proc_stat};
+    use crate::bid::{BidRecord, Mode};
+    use crate::identity::{FreebsdOwner, LinuxOwner, MacosOwner, Owner, OwnerKey, WindowsOwner};
+    use crate::names::{classify_name, NameKind, SideName, Token};
     use proptest::prelude::*;
+
+    fn owner() -> impl Strategy<Value = Owner> {
+        prop_oneof![
+            (
+                "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                proptest::option::of("[0-9a-f]{32}"),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                1u64..1000,
+                any::<bool>()
+            )
+                .prop_map(
+                    |(boot_id, machine_id, boot_time, pid_ns, start_ticks, clk_tck, tick_slack)| {
+                        Owner::Linux(LinuxOwner {
+                            boot_id,
+                            machine_id,
+                            boot_time,
+                            pid_ns,
+                            start_ticks,
+                            clk_tck,
+                            tick_slack,
+                        })
+                    }
+                ),
+            (".{0,40}", any::<u64>()).prop_map(|(machine_guid, created)| Owner::Windows(
+                WindowsOwner {
+                    machine_guid,
+                    created
+                }
+            )),
+            (".{0,40}", ".{0,40}", any::<u64>()).prop_map(|(host_uuid, boot_session, start_us)| {
+                Owner::Macos(MacosOwner {
+                    host_uuid,
+                    boot_session,
+                    start_us,
+                })
+            }),
+            (".{0,40}", any::<u64>(), any::<u64>()).prop_map(
+                |(host_uuid, boot_time_us, start_us)| {
+                    Owner::Freebsd(FreebsdOwner {
+                        host_uuid,
+                        boot_time_us,
+                        start_us,
+                    })
+                }
+            ),
+        ]
+    }
 
     fn record() -> impl Strategy<Value = BidRecord> {
         (
             (1u32.., any::<i64>(), proptest::option::of(any::<u32>())),
             (
                 proptest::option::of(".{0,40}"),
-                proptest::option::of("[0-9a-f]{32}"),
-                proptest::option::of("[0-9a-f-]{36}"),
+                proptest::option::of(owner()),
             ),
             (
+                proptest::option::of(any::<u32>()),
                 proptest::option::of(any::<u64>()),
-                proptest::option::of(any::<u64>()),
-                proptest::option::of(any::<u64>()),
-                proptest::option::of(any::<u64>()),
-                proptest::option::of(any::<u64>()),
-            ),
-            (
                 proptest::option::of(prop_oneof![Just(Mode::Exclusive), Just(Mode::Shared)]),
                 proptest::option::of(any::<u32>()),
                 proptest::option::of(".{0,60}"),
                 proptest::option::of(".{0,60}"),
-                proptest::option::of(any::<u32>()),
             ),
         )
             .prop_map(
                 |(
                     (pid, created, version),
-                    (host, machine_id, boot_id),
-                    (boot_time, pid_ns, start_ticks, clk_tck, published_ms),
-                    (mode, slots, label, command, pgid),
-                )| BidRecord {
-                    pid,
-                    created,
-                    version,
-                    host,
-                    machine_id,
-                    boot_id,
-                    boot_time,
-                    pid_ns,
-                    start_ticks,
-                    clk_tck,
-                    published_ms,
-                    mode,
-                    slots,
-                    label,
-                    command,
-                    pgid,
+                    (host, owner),
+                    (group, published_ms, mode, slots, label, command),
+                )| {
+                    BidRecord {
+                        pid,
+                        created,
+                        version,
+                        host,
+                        owner,
+                        unreadable_owner: None,
+                        group,
+                        published_ms,
+                        mode,
+                        slots,
+                        label,
+                        command,
+                    }
                 },
             )
     }
@@ -264,12 +304,16 @@ mod parsers {
     proptest! {
         #[test]
         fn bid_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = BidRecord::parse(&bytes);
+            if let Some(rec) = BidRecord::parse(&bytes) {
+                let _ = rec.claim();
+            }
         }
 
         #[test]
-        fn bid_parser_never_panics_on_near_json(s in r#"\{("[A-Za-z_]{1,12}": ?(-?[0-9]{1,25}|"[^"]{0,8}"|null|\[\]|\{\}|true),? ?){0,6}\}"#) {
-            let _ = BidRecord::parse(s.as_bytes());
+        fn bid_parser_never_panics_on_near_json(s in r#"\{("[A-Za-z_]{1,12}": ?(-?[0-9]{1,25}|"[^"]{0,8}"|null|\[\]|\{("os": ?"[a-z]{0,8}",?)?\}|true),? ?){0,6}\}"#) {
+            if let Some(rec) = BidRecord::parse(s.as_bytes()) {
+                let _ = rec.claim();
+            }
         }
 
         #[test]
@@ -287,47 +331,24 @@ mod parsers {
         fn side_names_round_trip(
             nanos in any::<u64>(),
             pid in 1u32..,
-            start_ticks in any::<u64>(),
-            pid_ns in any::<u64>(),
-            boot_id in "[0-9a-f]{32}",
+            owner in owner(),
             queue in any::<bool>(),
         ) {
-            let t = TempName { token: Token::new(u128::from(nanos)), pid, start_ticks, pid_ns, boot_id, queue };
-            let kind = classify_name(t.file_name().as_bytes());
-            let want = if queue { NameKind::Queue(t) } else { NameKind::Temp(t) };
-            prop_assert_eq!(kind, want);
+            let side = SideName {
+                token: Token::new(u128::from(nanos)),
+                pid,
+                owner: OwnerKey::of(&owner),
+                queue,
+            };
+            let name = side.file_name();
+            prop_assert!(name.len() <= 255, "{}", name);
+            prop_assert_eq!(classify_name(name.as_bytes()), NameKind::Side(side));
         }
 
         #[test]
         fn bid_names_round_trip(nanos in any::<u64>()) {
             let t = Token::new(u128::from(nanos)).renew();
             prop_assert_eq!(classify_name(t.bid_name().as_bytes()), NameKind::Bid(t));
-        }
-
-        #[test]
-        fn proc_stat_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-            let _ = read_proc_stat(&bytes);
-        }
-
-        #[test]
-        fn proc_stat_parses_any_command_name(
-            pid in 1u32..,
-            comm in "[^\u{0}]{0,16}",
-            state in "[RSDZTtXxKWPI]",
-            ticks in any::<u64>(),
-        ) {
-            let line = format!(
-                "{pid} ({comm}) {state} 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 {ticks} 20 21 22\n"
-            );
-            let st = read_proc_stat(line.as_bytes()).expect("well-formed stat parses");
-            prop_assert_eq!(st.pid, pid);
-            prop_assert_eq!(st.start_ticks, ticks);
-            prop_assert_eq!(st.state, state.as_bytes()[0]);
-        }
-
-        #[test]
-        fn btime_parser_never_panics(s in "(.{0,20}\n){0,5}(btime .{0,25}\n)?(.{0,20}\n){0,5}") {
-            let _ = parse_btime(&s);
         }
     }
 }

@@ -6,9 +6,12 @@
 //! wake-up leads to a full check, and a wait never sleeps longer than
 //! [`RECHECK`] with inotify (or the backoff step without it).
 
+use crate::decide::Role;
 use crate::error::{Error, Result};
 use crate::protocol::{Contender, Shared, Step};
-use crate::sys::{self, HolderWatch, Notifier, Wake, Watch};
+use crate::report;
+use crate::scan::{self, Seen};
+use crate::wake::{self, ExitWatch, Notifier, Wake, Watch};
 use crate::LockGuard;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,7 +107,7 @@ struct Backoff {
 impl Backoff {
     fn step(&mut self) -> Duration {
         let mut r = [0u8; 2];
-        sys::random_bytes(&mut r);
+        crate::liveness::random_bytes(&mut r);
         let base = self.next;
         self.next = (self.next * 2).min(BACKOFF_MAX);
         // Between half and all of the step, so colliding waiters spread out.
@@ -123,7 +126,7 @@ pub struct Waiter {
     contender: Contender,
     watch: Option<Watch>,
     watch_failed: bool,
-    holders: HashMap<Vec<u8>, Option<HolderWatch>>,
+    holders: HashMap<Vec<u8>, Option<ExitWatch>>,
     backoff: Backoff,
 }
 
@@ -187,10 +190,10 @@ impl Waiter {
                 }
                 slice = slice.min(until - now);
             }
-            let wake_on = self.contender.wake_on();
+            let wake_on = wake_on(&self.contender);
             self.refresh_holder_watches(wake_on.processes);
-            let holders: Vec<&HolderWatch> = self.holders.values().flatten().collect();
-            let woke = sys::sleep_until_event(
+            let holders: Vec<&ExitWatch> = self.holders.values().flatten().collect();
+            let woke = wake::sleep(
                 self.watch.as_ref(),
                 &holders,
                 cancel.and_then(CancelToken::notifier),
@@ -210,13 +213,13 @@ impl Waiter {
     /// older waiters ahead of us), so a death wakes us at once: a killed
     /// process never deletes its bid or marker, so inotify alone would only
     /// notice on the timer.
-    fn refresh_holder_watches(&mut self, current: Vec<(Vec<u8>, sys::ProcessStamp)>) {
+    fn refresh_holder_watches(&mut self, current: Vec<(Vec<u8>, (u32, u64))>) {
         self.holders
             .retain(|name, _| current.iter().any(|(n, _)| n == name));
-        for (name, stamp) in current.into_iter().take(MAX_WATCHED) {
+        for (name, (pid, start)) in current.into_iter().take(MAX_WATCHED) {
             self.holders
                 .entry(name)
-                .or_insert_with(|| sys::watch_process(stamp));
+                .or_insert_with(|| wake::watch_process(pid, start));
         }
     }
 
@@ -226,21 +229,35 @@ impl Waiter {
         self.contender.has_bid()
     }
 
-    /// A one-line description of what blocked the last check.
+    /// A one-line description of what kept us out at the last check: the
+    /// holder (or entry that blocks like one), else the waiter we queue
+    /// behind.
     pub fn blocker(&self) -> String {
-        match self.contender.rivals.first() {
-            Some(r) => r.to_holder(&self.contender.shared).describe(),
-            None => "nothing (the lock was changing hands)".to_owned(),
+        match self.blockers().first() {
+            Some(h) => match h.role {
+                crate::Role::Waiter => format!("{}, queued ahead of us", h.describe()),
+                _ => h.describe(),
+            },
+            None => "nothing any more (the lock was changing hands)".to_owned(),
         }
     }
 
-    /// The entries that blocked the last check.
+    /// The entries that kept us out at the last check: those that block,
+    /// then the waiters queued ahead of us.
     pub fn blockers(&self) -> Vec<crate::Holder> {
-        self.contender
-            .rivals
-            .iter()
-            .map(|r| r.to_holder(&self.contender.shared))
-            .collect()
+        let last = &self.contender.last;
+        let seen: Vec<Seen> = last.iter().map(|(s, _)| s.clone()).collect();
+        let markers = scan::marker_ages(&seen);
+        let shared = &self.contender.shared;
+        let of = |keep: fn(&Role) -> bool| {
+            last.iter()
+                .filter(move |(_, r)| keep(r))
+                .map(|(s, _)| report::describe(shared, s, &markers))
+        };
+        let mut v: Vec<crate::Holder> =
+            of(|r| matches!(r, Role::Rival { .. } | Role::Peer { .. })).collect();
+        v.extend(of(|r| *r == Role::Ahead));
+        v
     }
 
     /// Gives up: withdraws the bid, reporting a withdrawal that failed.
@@ -250,6 +267,62 @@ impl Waiter {
     /// [`Error::WithdrawFailed`] if the bid could not be deleted.
     pub fn abandon(mut self) -> Result<()> {
         self.contender.abandon()
+    }
+}
+
+/// What a waiting contender should be woken by.
+struct WakeOn {
+    /// Deleting one of these names may let us move; `None`: any change may.
+    names: Option<Vec<Vec<u8>>>,
+    /// Processes whose exit may let us move: name, PID and start.
+    processes: Vec<(Vec<u8>, (u32, u64))>,
+}
+
+/// What can let this waiter move: as first in line (bid out), any rival
+/// leaving or dying; behind older waiters, only the one just ahead (so a
+/// queue of waiters does not wake as a herd on every change, as in a queue
+/// lock); behind older bids, those. The re-check timer covers the rest
+/// (including a waiter ahead that loses its turn).
+fn wake_on(c: &Contender) -> WakeOn {
+    let judge = c.shared.judge();
+    let watch = |s: &Seen| -> Option<(Vec<u8>, (u32, u64))> {
+        Some((s.name.clone(), judge.watch_target(&s.claim()?)?))
+    };
+    let rivals = || {
+        c.last
+            .iter()
+            .filter(|(_, r)| matches!(r, Role::Rival { .. } | Role::Peer { .. }))
+    };
+    if c.has_bid() {
+        return WakeOn {
+            names: Some(rivals().map(|(s, _)| s.name.clone()).collect()),
+            processes: rivals().filter_map(|(s, _)| watch(s)).collect(),
+        };
+    }
+    let ahead = c
+        .last
+        .iter()
+        .filter(|(_, r)| *r == Role::Ahead)
+        .max_by_key(|(s, _)| s.key());
+    if let Some((s, _)) = ahead {
+        return WakeOn {
+            names: Some(vec![s.name.clone()]),
+            processes: watch(s).into_iter().collect(),
+        };
+    }
+    let older: Vec<&Seen> = rivals()
+        .filter(|(_, r)| matches!(r, Role::Rival { older: true } | Role::Peer { older: true }))
+        .map(|(s, _)| s)
+        .collect();
+    if c.is_queued() && !older.is_empty() {
+        return WakeOn {
+            names: Some(older.iter().map(|s| s.name.clone()).collect()),
+            processes: rivals().filter_map(|(s, _)| watch(s)).collect(),
+        };
+    }
+    WakeOn {
+        names: None,
+        processes: rivals().filter_map(|(s, _)| watch(s)).collect(),
     }
 }
 

@@ -159,21 +159,9 @@ fn temporary_files_are_not_rivals() {
     // A temporary of a live writer (this process) and one of a dead writer.
     let dir = tempfile::tempdir().unwrap();
     let me = lockfolder::current_identity().unwrap();
-    let boot: String = me.boot_id.unwrap().chars().filter(|c| *c != '-').collect();
     let tok = lockfolder::Token::new(1);
-    let live = format!(
-        ".lockfolder-{tok}-{}-{}-{}-{boot}.tmp",
-        me.pid,
-        me.start_ticks.unwrap(),
-        me.pid_ns.unwrap()
-    );
-    let dead = format!(
-        ".lockfolder-{}-{}-{}-{}-{boot}.tmp",
-        tok.renew(),
-        crate::util::dead_pid(),
-        1,
-        me.pid_ns.unwrap()
-    );
+    let live = crate::util::side_name(&tok, me.pid, &me, "tmp");
+    let dead = crate::util::side_name(&tok.renew(), crate::util::dead_pid(), &me, "tmp");
     std::fs::write(dir.path().join(&live), b"{\"PI").unwrap();
     std::fs::write(dir.path().join(&dead), b"").unwrap();
     let lf = LockFolder::new(dir.path()).unwrap();

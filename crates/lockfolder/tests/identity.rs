@@ -1,7 +1,7 @@
 //! Crafted bids: the fail-closed judgement of who is alive.
 
 use crate::util::{bids, dead_pid, write_bid, TestFn};
-use lockfolder::{BidRecord, LockFolder, StaleReason, State};
+use lockfolder::{BidRecord, LinuxOwner, LockFolder, Owner, StaleReason, State};
 
 pub const TESTS: &[TestFn] = &[
     (
@@ -10,20 +10,24 @@ pub const TESTS: &[TestFn] = &[
     ),
     ("identity::dead_pid_is_stale", dead_pid_is_stale),
     (
-        "identity::other_host_is_never_stale",
-        other_host_is_never_stale,
+        "identity::other_machine_is_never_stale",
+        other_machine_is_never_stale,
     ),
     (
-        "identity::other_boot_same_host_is_stale",
-        other_boot_same_host_is_stale,
+        "identity::renamed_host_is_the_same_machine",
+        renamed_host_is_the_same_machine,
+    ),
+    (
+        "identity::other_boot_same_machine_is_stale_on_a_local_folder",
+        other_boot_same_machine_is_stale_on_a_local_folder,
     ),
     (
         "identity::other_boot_without_proof_is_foreign",
         other_boot_without_proof_is_foreign,
     ),
     (
-        "identity::other_pid_namespace_is_never_stale",
-        other_pid_namespace_is_never_stale,
+        "identity::other_pid_namespace_is_judged_only_by_a_reader_that_sees_all",
+        other_pid_namespace_is_judged_only_by_a_reader_that_sees_all,
     ),
     (
         "identity::legacy_dead_pid_is_stale",
@@ -34,12 +38,16 @@ pub const TESTS: &[TestFn] = &[
         legacy_live_process_is_alive,
     ),
     (
+        "identity::legacy_survives_clock_steps_within_the_bound",
+        legacy_survives_clock_steps_within_the_bound,
+    ),
+    (
         "identity::legacy_reused_pid_is_stale",
         legacy_reused_pid_is_stale,
     ),
     (
-        "identity::incomplete_identity_is_alive",
-        incomplete_identity_is_alive,
+        "identity::incomplete_identity_is_foreign",
+        incomplete_identity_is_foreign,
     ),
     (
         "identity::clean_removes_only_stale",
@@ -67,7 +75,7 @@ fn live_process_group_keeps_a_dead_owners_bid() {
     let pgid = member.id();
     let mut rec = me();
     rec.pid = dead_pid();
-    rec.pgid = Some(pgid);
+    rec.group = Some(pgid);
     assert_eq!(judge(&rec), State::Live);
     member.kill().unwrap();
     member.wait().unwrap();
@@ -77,6 +85,16 @@ fn live_process_group_keeps_a_dead_owners_bid() {
 fn me() -> BidRecord {
     lockfolder::current_identity().unwrap()
 }
+
+/// The Linux identity of a crafted bid, to change.
+fn linux(r: &mut BidRecord) -> &mut LinuxOwner {
+    match r.owner.as_mut() {
+        Some(Owner::Linux(o)) => o,
+        other => panic!("not a Linux owner: {other:?}"),
+    }
+}
+
+const OTHER_BOOT: &str = "00000000-0000-4000-8000-000000000000";
 
 /// Writes `rec` as a bid, then checks what `holders()` says and whether a
 /// `try_lock` gets through (which it must exactly when the bid is stale).
@@ -105,7 +123,7 @@ fn judge(rec: &BidRecord) -> State {
 
 fn live_pid_other_start_ticks_is_stale() {
     let mut r = me();
-    r.start_ticks = Some(r.start_ticks.unwrap() + 1);
+    linux(&mut r).start_ticks += 1;
     assert_eq!(judge(&r), State::Stale(StaleReason::PidReused));
     // The same bid with the true start ticks is alive.
     assert_eq!(judge(&me()), State::Live);
@@ -117,39 +135,69 @@ fn dead_pid_is_stale() {
     assert_eq!(judge(&r), State::Stale(StaleReason::Gone));
 }
 
-fn other_host_is_never_stale() {
+fn other_machine_is_never_stale() {
+    // Another kernel (boot id) and another machine id: another machine.
     let mut r = me();
     r.host = Some("elsewhere.example".into());
     r.pid = dead_pid();
+    linux(&mut r).boot_id = OTHER_BOOT.into();
+    linux(&mut r).machine_id = Some("another-machine".into());
     assert_eq!(judge(&r), State::Foreign);
 }
 
-fn other_boot_same_host_is_stale() {
+fn renamed_host_is_the_same_machine() {
+    // The host name changed (DHCP, cloud-init) but the kernel is ours: the
+    // bid is judged like any other.
     let mut r = me();
-    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
-    r.boot_time = Some(r.boot_time.unwrap() - 3600);
+    r.host = Some("before-the-rename".into());
+    assert_eq!(judge(&r), State::Live);
+    r.pid = dead_pid();
+    assert_eq!(judge(&r), State::Stale(StaleReason::Gone));
+}
+
+fn other_boot_same_machine_is_stale_on_a_local_folder() {
+    let mut r = me();
+    linux(&mut r).boot_id = OTHER_BOOT.into();
+    linux(&mut r).boot_time -= 3600;
+    // The test folder is on a local filesystem, written by this kernel alone.
     assert_eq!(judge(&r), State::Stale(StaleReason::Rebooted));
 }
 
 fn other_boot_without_proof_is_foreign() {
     // Another boot id that claims to have booted after us, or a machine id
-    // that differs: a different machine with our name, not our past.
+    // that differs: a different machine, not our past.
     let mut r = me();
-    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
-    r.boot_time = Some(r.boot_time.unwrap() + 3600);
+    linux(&mut r).boot_id = OTHER_BOOT.into();
+    linux(&mut r).boot_time += 3600;
     assert_eq!(judge(&r), State::Foreign);
     let mut r = me();
-    r.boot_id = Some("00000000-0000-4000-8000-000000000000".into());
-    r.boot_time = Some(r.boot_time.unwrap() - 3600);
-    r.machine_id = Some("another-machine".into());
+    linux(&mut r).boot_id = OTHER_BOOT.into();
+    linux(&mut r).boot_time -= 3600;
+    linux(&mut r).machine_id = Some("another-machine".into());
     assert_eq!(judge(&r), State::Foreign);
 }
 
-fn other_pid_namespace_is_never_stale() {
+fn other_pid_namespace_is_judged_only_by_a_reader_that_sees_all() {
+    // A bid of a PID namespace of this kernel with no such process left.
+    // The tests run in the initial PID namespace as root in CI, where every
+    // process can be seen: then that proves the owner gone. Anywhere else
+    // nothing can be proven and the bid stays.
     let mut r = me();
-    r.pid_ns = Some(r.pid_ns.unwrap() + 1);
+    linux(&mut r).pid_ns += 1;
     r.pid = dead_pid();
-    assert_eq!(judge(&r), State::Foreign);
+    let sees_all = is_initial_pid_namespace() && rustix::process::geteuid().is_root();
+    let want = if sees_all {
+        State::Stale(StaleReason::NamespaceGone)
+    } else {
+        State::Foreign
+    };
+    assert_eq!(judge(&r), want);
+}
+
+fn is_initial_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|l| l.to_string_lossy() == "pid:[4026531836]")
+        .unwrap_or(false)
 }
 
 fn legacy(pid: u32, created: i64) -> BidRecord {
@@ -161,6 +209,11 @@ fn legacy(pid: u32, created: i64) -> BidRecord {
 }
 
 fn legacy_dead_pid_is_stale() {
+    if !is_initial_pid_namespace() {
+        // Its PID could be another namespace's: unjudgeable here.
+        assert_eq!(judge(&legacy(dead_pid(), 1_700_000_000)), State::Foreign);
+        return;
+    }
     assert_eq!(
         judge(&legacy(dead_pid(), 1_700_000_000)),
         State::Stale(StaleReason::Gone)
@@ -170,25 +223,45 @@ fn legacy_dead_pid_is_stale() {
 fn legacy_live_process_is_alive() {
     let r = me();
     assert_eq!(judge(&legacy(r.pid, r.created)), State::Live);
-    // Within the one-second tolerance.
     assert_eq!(judge(&legacy(r.pid, r.created + 1)), State::Live);
+}
+
+/// 1.0.2's `CREATED` moves with wall-clock steps: a live 1.0.2 holder looks
+/// younger by the size of a forward step, older after a backward one; steps
+/// up to the stated bound keep it alive.
+fn legacy_survives_clock_steps_within_the_bound() {
+    let r = me();
+    let step = lockfolder::LEGACY_CLOCK_STEP_TOLERANCE;
+    assert_eq!(judge(&legacy(r.pid, r.created - 3)), State::Live);
+    assert_eq!(judge(&legacy(r.pid, r.created - step)), State::Live);
+    assert_eq!(judge(&legacy(r.pid, r.created + 3)), State::Live);
+    assert_eq!(judge(&legacy(r.pid, r.created + step)), State::Live);
 }
 
 fn legacy_reused_pid_is_stale() {
     let r = me();
+    let step = lockfolder::LEGACY_CLOCK_STEP_TOLERANCE;
+    if !is_initial_pid_namespace() {
+        return;
+    }
     assert_eq!(
-        judge(&legacy(r.pid, r.created - 100)),
+        judge(&legacy(r.pid, r.created - step - 40)),
+        State::Stale(StaleReason::PidReused)
+    );
+    // A process far older than the bid never wrote it either.
+    assert_eq!(
+        judge(&legacy(r.pid, r.created + step + 40)),
         State::Stale(StaleReason::PidReused)
     );
 }
 
-fn incomplete_identity_is_alive() {
-    // Our format, but the boot id is missing: ambiguous, so alive, even
-    // though the PID is dead.
+fn incomplete_identity_is_foreign() {
+    // Our format, but no owner: ambiguous, so never judged, even though the
+    // PID is dead.
     let mut r = me();
     r.pid = dead_pid();
-    r.boot_id = None;
-    assert_eq!(judge(&r), State::Live);
+    r.owner = None;
+    assert_eq!(judge(&r), State::Foreign);
 }
 
 fn clean_removes_only_stale() {
@@ -196,7 +269,8 @@ fn clean_removes_only_stale() {
     let mut stale = me();
     stale.pid = dead_pid();
     let mut foreign = me();
-    foreign.host = Some("elsewhere.example".into());
+    linux(&mut foreign).boot_id = OTHER_BOOT.into();
+    linux(&mut foreign).machine_id = Some("another-machine".into());
     let stale_name = write_bid(dir.path(), &stale.to_bytes());
     let live_name = write_bid(dir.path(), &me().to_bytes());
     let foreign_name = write_bid(dir.path(), &foreign.to_bytes());

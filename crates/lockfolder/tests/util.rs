@@ -141,3 +141,22 @@ pub fn write_bid(dir: &Path, content: &[u8]) -> String {
     std::fs::write(dir.join(&name), content).unwrap();
     name
 }
+
+/// The name of a side file (`docs/protocol.md` §1) for a Linux writer with
+/// PID `pid` whose other identity is `like`'s; `suffix`: `tmp` or `wait`.
+/// Written out here by hand, as another implementation would.
+pub fn side_name(
+    token: &lockfolder::Token,
+    pid: u32,
+    like: &lockfolder::BidRecord,
+    suffix: &str,
+) -> String {
+    let Some(lockfolder::Owner::Linux(o)) = &like.owner else {
+        panic!("not a Linux identity: {like:?}");
+    };
+    let boot: String = o.boot_id.chars().filter(|c| *c != '-').collect();
+    format!(
+        ".lockfolder-{token}-{pid}.L{}.{}.{boot}.{}.{suffix}",
+        o.start_ticks, o.pid_ns, o.boot_time
+    )
+}

@@ -30,13 +30,18 @@ fn craft(d: &Path) -> u32 {
     stale.pid = dead_pid;
     stale.published_ms = Some(now_ms() - 90_000);
     stale.label = Some("crashed job".into());
-    std::fs::write(d.join(STALE), serde_json::to_vec(&stale).unwrap()).unwrap();
+    std::fs::write(d.join(STALE), stale.to_bytes()).unwrap();
 
+    // Another machine: another kernel (boot id) and machine id.
     let mut foreign = lockfolder::current_identity().unwrap();
     foreign.host = Some("elsewhere.invalid".into());
+    if let Some(lockfolder::Owner::Linux(o)) = foreign.owner.as_mut() {
+        o.boot_id = "00000000-0000-4000-8000-000000000000".into();
+        o.machine_id = Some("another-machine".into());
+    }
     foreign.pid = 4242;
     foreign.published_ms = Some(now_ms());
-    std::fs::write(d.join(FOREIGN), serde_json::to_vec(&foreign).unwrap()).unwrap();
+    std::fs::write(d.join(FOREIGN), foreign.to_bytes()).unwrap();
 
     std::fs::write(d.join(JUNK), "remember the milk").unwrap();
     dead_pid

@@ -1,0 +1,530 @@
+//! What a lock folder holds, told truthfully: every entry with its state
+//! and the part it plays (holder, waiter, neither), whether a newcomer would
+//! have to wait and for what; and the administrative operations built on
+//! the same judgement (`clean`, `challenge`, `remove_forced`).
+
+use crate::bid::{BidRecord, Mode};
+use crate::decide::{self, Me, Role as Part, Rules, Tally};
+use crate::error::{Error, Op, Result};
+use crate::fsinfo::Filesystem;
+use crate::identity::{Owner, StaleReason, Verdict};
+use crate::names::{classify_name, NameKind};
+use crate::protocol::{remove_stale, Shared, HANDOVER};
+use crate::scan::{self, Cache, Seen, What};
+use crate::store::RawEntry;
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The state of one folder entry's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum State {
+    /// Its process runs (or might: when in doubt, live).
+    Live,
+    /// Its process is provably gone; anyone may remove the entry.
+    Stale(StaleReason),
+    /// Nobody here can judge it (another machine, another PID namespace we
+    /// cannot see into, another platform, an unknown format). It counts as
+    /// live; the note says why it cannot be judged.
+    Foreign,
+    /// Not a bid: another name, a directory, a symlink, a FIFO, junk content,
+    /// an oversized or unreadable file. Never touched; it blocks the lock like
+    /// a live bid (the seed: "any files"), except filesystem artefacts.
+    NotABid,
+}
+
+impl State {
+    /// Whether an entry in this state can keep others out.
+    pub fn blocks(&self) -> bool {
+        !matches!(self, State::Stale(_))
+    }
+
+    /// Short lowercase name: `live`, `stale`, `foreign`, `not-a-bid`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Live => "live",
+            State::Stale(_) => "stale",
+            State::Foreign => "foreign",
+            State::NotABid => "not-a-bid",
+        }
+    }
+}
+
+/// What kind of entry it is, by name and content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A bid in this crate's format.
+    Bid,
+    /// A bid of lockfolder 1.x (`PID` and `CREATED` only).
+    LegacyBid,
+    /// A bid still being written (`.lockfolder-*.tmp`); never a rival.
+    Temporary,
+    /// A waiting contender's place in the queue (`.lockfolder-*.wait`);
+    /// never a rival.
+    QueueMarker,
+    /// A filesystem's name for a file deleted while open (`.nfsXXXX`,
+    /// `.fuse_hiddenXXXX`): a bid that is already gone; never a rival, never
+    /// ours to remove (its filesystem does it when the file is closed).
+    Artefact,
+    /// Anything else.
+    Other,
+}
+
+impl EntryKind {
+    /// Short lowercase name: `bid`, `legacy-bid`, `temporary`,
+    /// `queue-marker`, `artefact`, `other`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EntryKind::Bid => "bid",
+            EntryKind::LegacyBid => "legacy-bid",
+            EntryKind::Temporary => "temporary",
+            EntryKind::QueueMarker => "queue-marker",
+            EntryKind::Artefact => "artefact",
+            EntryKind::Other => "other",
+        }
+    }
+}
+
+/// The part an entry plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// A bid that holds the lock (or, for a semaphore or shared lock, one of
+    /// its holders).
+    Holder,
+    /// A waiting contender: its queue marker, or the bid it keeps while it
+    /// waits for its turn (first in line).
+    Waiter,
+    /// Neither: temporaries, stale entries, entries that are not bids.
+    None,
+}
+
+impl Role {
+    /// `holder`, `waiter`, `none`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Holder => "holder",
+            Role::Waiter => "waiter",
+            Role::None => "none",
+        }
+    }
+}
+
+/// One entry of a lock folder, as `holders()` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// File name in the folder.
+    pub name: OsString,
+    /// Full path.
+    pub path: PathBuf,
+    /// Bid, legacy bid, temporary, queue marker, artefact or other.
+    pub kind: EntryKind,
+    /// Live, stale, foreign or not-a-bid.
+    pub state: State,
+    /// Holder, waiter or neither.
+    pub role: Role,
+    /// Its process is alive but stopped (SIGSTOP, Ctrl-Z, a debugger, a
+    /// paused container): it may never move again.
+    pub stopped: bool,
+    /// Why the entry is what it is: why it is not a bid, why it cannot be
+    /// judged, why it is stale, what a waiter is waiting for.
+    pub note: Option<String>,
+    /// The entry's process.
+    pub pid: Option<u32>,
+    /// The bid's host (absent in 1.0.2 bids).
+    pub host: Option<String>,
+    /// The platform the bid was written on (`linux`, `windows`, ...).
+    pub os: Option<String>,
+    /// When the bid's process started.
+    pub started: Option<SystemTime>,
+    /// When the bid was published.
+    pub acquired: Option<SystemTime>,
+    /// When its contender started waiting (from the token).
+    pub waiting_since: Option<SystemTime>,
+    /// Exclusive or shared.
+    pub mode: Option<Mode>,
+    /// Slot count recorded in the bid.
+    pub slots: Option<u32>,
+    /// A process group that keeps the bid alive after its owner exits.
+    pub group: Option<u32>,
+    /// The label given by the holder.
+    pub label: Option<String>,
+    /// The holder's command line, if recorded or readable here.
+    pub command: Option<String>,
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// When the owner started, from its platform's identity (display only).
+fn started(rec: &BidRecord) -> Option<SystemTime> {
+    match &rec.owner {
+        Some(Owner::Linux(o)) => Some(
+            UNIX_EPOCH
+                + Duration::from_secs(o.boot_time)
+                + Duration::from_millis(o.start_ticks.saturating_mul(1000) / o.clk_tck.max(1)),
+        ),
+        // FILETIME: 100 ns since 1601-01-01, which is 11644473600 s before
+        // the Unix epoch.
+        Some(Owner::Windows(o)) => (o.created / 10)
+            .checked_sub(11_644_473_600_000_000)
+            .map(|us| UNIX_EPOCH + Duration::from_micros(us)),
+        Some(Owner::Macos(o)) => Some(UNIX_EPOCH + Duration::from_micros(o.start_us)),
+        Some(Owner::Freebsd(o)) => {
+            Some(UNIX_EPOCH + Duration::from_micros(o.boot_time_us.saturating_add(o.start_us)))
+        }
+        None => u64::try_from(rec.created)
+            .ok()
+            .map(|s| from_ms(s.saturating_mul(1000))),
+    }
+}
+
+impl Holder {
+    fn bare(shared: &Shared, name: &[u8], kind: EntryKind, state: State) -> Holder {
+        Holder {
+            name: os_name(name),
+            path: shared.path_of(name),
+            kind,
+            state,
+            role: Role::None,
+            stopped: false,
+            note: None,
+            pid: None,
+            host: None,
+            os: None,
+            started: None,
+            acquired: None,
+            waiting_since: None,
+            mode: None,
+            slots: None,
+            group: None,
+            label: None,
+            command: None,
+        }
+    }
+
+    /// Whether this entry keeps others from taking the lock (temporaries,
+    /// queue markers, artefacts and stale bids do not).
+    pub fn blocks(&self) -> bool {
+        !matches!(
+            self.kind,
+            EntryKind::Temporary | EntryKind::QueueMarker | EntryKind::Artefact
+        ) && self.state.blocks()
+    }
+
+    /// One line for people: "PID 42 on host (label) since 3.2s".
+    pub fn describe(&self) -> String {
+        let mut s = match (self.pid, &self.host, self.kind) {
+            (Some(p), _, EntryKind::QueueMarker) => format!("the waiter PID {p}"),
+            (Some(p), Some(h), _) => format!("PID {p} on {h}"),
+            (Some(p), None, EntryKind::LegacyBid) => format!("PID {p} (lockfolder 1.x bid)"),
+            (Some(p), None, _) => format!("PID {p}"),
+            _ => format!(
+                "entry {:?} ({})",
+                self.name,
+                self.note.as_deref().unwrap_or("not a bid")
+            ),
+        };
+        if let Some(l) = &self.label {
+            s.push_str(&format!(" [{l}]"));
+        }
+        if let Some(c) = &self.command {
+            s.push_str(&format!(" `{c}`"));
+        }
+        if let Some(age) = self.acquired.and_then(|t| t.elapsed().ok()) {
+            s.push_str(&format!(", bid {:.1}s ago", age.as_secs_f64()));
+        }
+        if self.stopped {
+            s.push_str(" (stopped)");
+        }
+        if self.pid.is_some() {
+            if let (State::Foreign | State::Stale(_), Some(n)) = (self.state, &self.note) {
+                s.push_str(&format!(" ({n})"));
+            }
+        }
+        s
+    }
+}
+
+fn os_name(name: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::ffi::OsStr::from_bytes(name).to_owned()
+    }
+    #[cfg(not(unix))]
+    {
+        OsString::from(String::from_utf8_lossy(name).into_owned())
+    }
+}
+
+fn state_of(v: &Verdict) -> (State, Option<String>) {
+    match v {
+        Verdict::Live { .. } => (State::Live, None),
+        Verdict::Stale(r) => (State::Stale(*r), Some(r.to_string())),
+        Verdict::Unjudgeable(why) => (State::Foreign, Some(why.to_string())),
+    }
+}
+
+/// Describes one inspected entry. `markers`: ages of the listing's queue
+/// markers (a bid whose owner also has a marker is a waiter's).
+pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) -> Holder {
+    let (state, why) = state_of(&s.verdict);
+    match &s.what {
+        What::Bid { token, rec } => {
+            let kind = if rec.is_native() {
+                EntryKind::Bid
+            } else {
+                EntryKind::LegacyBid
+            };
+            let mut h = Holder::bare(shared, &s.name, kind, state);
+            h.role = match state {
+                State::Stale(_) => Role::None,
+                _ if markers.contains(&token.age().0) => Role::Waiter,
+                _ => Role::Holder,
+            };
+            h.stopped = s.stopped();
+            h.note = why;
+            h.pid = Some(rec.pid);
+            h.host = rec.host.clone();
+            h.os = rec
+                .owner
+                .as_ref()
+                .map(|o| o.os().to_owned())
+                .or_else(|| rec.unreadable_owner.clone());
+            h.started = started(rec);
+            h.acquired = rec.published_ms.map(from_ms);
+            h.waiting_since = token.waiting_since_ms().map(from_ms);
+            h.mode = Some(rec.mode());
+            h.slots = Some(rec.slots());
+            h.group = rec.group;
+            h.label = rec.label.clone();
+            h.command = rec.command.clone();
+            if h.command.is_none() && state == State::Live {
+                h.command = crate::liveness::command_line(rec.pid);
+            }
+            if h.role == Role::Waiter && h.note.is_none() {
+                h.note = Some("first in line: keeps its bid while it waits".to_owned());
+            }
+            h
+        }
+        What::Side(side) => {
+            let kind = if side.queue {
+                EntryKind::QueueMarker
+            } else {
+                EntryKind::Temporary
+            };
+            let mut h = Holder::bare(shared, &s.name, kind, state);
+            h.pid = Some(side.pid);
+            h.stopped = s.stopped();
+            h.waiting_since = side.token.waiting_since_ms().map(from_ms);
+            h.role = match (side.queue, state) {
+                (true, State::Live | State::Foreign) => Role::Waiter,
+                _ => Role::None,
+            };
+            h.note = Some(match (side.queue, state, &why) {
+                (_, State::Stale(_), Some(w)) => w.clone(),
+                (true, State::Foreign, Some(w)) => format!(
+                    "waiting; {w}: it loses its turn once the lock has been free for {:?}",
+                    HANDOVER
+                ),
+                (true, _, _) if h.stopped => {
+                    "waiting, but stopped: it loses its turn to the waiters behind it".to_owned()
+                }
+                (true, _, _) => "waiting for the lock".to_owned(),
+                (false, _, _) => "bid being written".to_owned(),
+            });
+            h
+        }
+        What::Unreadable { note } => {
+            let mut h = Holder::bare(shared, &s.name, EntryKind::Other, State::NotABid);
+            h.note = Some(format!("named like a bid, but {note}"));
+            h
+        }
+        What::NotABid { note } => {
+            let mut h = Holder::bare(shared, &s.name, EntryKind::Other, State::NotABid);
+            h.note = Some(note.clone());
+            h
+        }
+        What::Artefact => {
+            let mut h = Holder::bare(shared, &s.name, EntryKind::Artefact, State::NotABid);
+            h.note = Some(
+                "a file deleted while still open (its filesystem removes it once closed); \
+                 never a rival"
+                    .to_owned(),
+            );
+            h
+        }
+    }
+}
+
+/// A lock folder at one moment.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Status {
+    /// Every entry, in name order (which is queue order for our bids and
+    /// markers: names begin with the waiter's age).
+    pub entries: Vec<Holder>,
+    /// Whether a new blocking acquisition would have to wait now (the lock
+    /// is held, or live waiters are queued ahead of it).
+    pub would_wait: bool,
+    /// What it would wait for: the entries that keep it out, then the
+    /// waiters it would queue behind. Empty when `would_wait` is false.
+    pub blockers: Vec<Holder>,
+    /// The filesystem the folder lives on.
+    pub filesystem: Filesystem,
+}
+
+impl Status {
+    /// Whether anything holds or blocks the lock (queued waiters aside).
+    pub fn held(&self) -> bool {
+        self.entries.iter().any(Holder::blocks)
+    }
+}
+
+fn listing(shared: &Shared) -> Result<Vec<Seen>> {
+    scan::list(&shared.folder, true, &shared.judge(), &mut Cache::default())
+}
+
+/// Every entry of the folder, judged, nothing removed.
+pub(crate) fn status(shared: &Shared) -> Result<Status> {
+    let seen = listing(shared)?;
+    let markers = scan::marker_ages(&seen);
+    // A newcomer is younger than every waiter already queued.
+    let me = Me {
+        age: decide::Key::MAX,
+        token: decide::Key::MAX,
+        mode: shared.mode,
+        slots: shared.slots,
+        waiting: true,
+        may_keep: true,
+    };
+    let mut parts = Vec::new();
+    for s in &seen {
+        // A stopped or unjudgeable waiter loses its turn within HANDOVER.
+        let expired =
+            s.is_marker() && (s.stopped() || matches!(s.verdict, Verdict::Unjudgeable(_)));
+        let part = decide::role(&me, &s.entry(&markers, expired), &Rules::REAL)
+            .unwrap_or(Part::Rival { older: false });
+        parts.push(part);
+    }
+    let tally = Tally::of(parts.iter().copied());
+    let would_wait = decide::newcomer_waits(&tally, &me, &Rules::REAL);
+    let full = tally.blocked(&me, &Rules::REAL);
+    let mut entries = Vec::with_capacity(seen.len());
+    let mut blockers = Vec::new();
+    let mut queued = Vec::new();
+    for (s, part) in seen.iter().zip(parts) {
+        let h = describe(shared, s, &markers);
+        match part {
+            Part::Rival { .. } if would_wait => blockers.push(h.clone()),
+            Part::Peer { .. } if would_wait && full => blockers.push(h.clone()),
+            Part::Ahead if would_wait => queued.push(h.clone()),
+            _ => {}
+        }
+        entries.push(h);
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    queued.sort_by(|a, b| a.name.cmp(&b.name));
+    blockers.extend(queued);
+    Ok(Status {
+        entries,
+        would_wait,
+        blockers,
+        filesystem: shared.folder.filesystem().clone(),
+    })
+}
+
+/// Removes stale bids and side files, and says which.
+pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
+    let mut cache = Cache::default();
+    let seen = scan::list(&shared.folder, true, &shared.judge(), &mut cache)?;
+    let markers = scan::marker_ages(&seen);
+    let mut removed = Vec::new();
+    for s in &seen {
+        let removable = s.verdict.is_stale() && matches!(s.what, What::Bid { .. } | What::Side(_));
+        if removable && remove_stale(shared, &s.name, &mut cache)? {
+            removed.push(describe(shared, s, &markers));
+        }
+    }
+    Ok(removed)
+}
+
+fn inspect_one(shared: &Shared, name: &[u8]) -> Result<Option<Seen>> {
+    let kind = match shared.folder.lstat_type(name) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(Op::ReadEntry, shared.path_of(name), e)),
+    };
+    let raw = RawEntry {
+        name: name.to_vec(),
+        kind,
+    };
+    Ok(scan::inspect(
+        &shared.folder,
+        &raw,
+        &shared.judge(),
+        &mut Cache::default(),
+    ))
+}
+
+/// Judges one entry by name and removes it if it is a stale bid or side
+/// file (1.0.2's `challenge`). `Ok(true)` if it was stale and is now gone.
+pub(crate) fn challenge(shared: &Shared, name: &[u8]) -> Result<bool> {
+    match inspect_one(shared, name)? {
+        Some(s) if s.verdict.is_stale() && matches!(s.what, What::Bid { .. } | What::Side(_)) => {
+            remove_stale(shared, name, &mut Cache::default())
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Removes one entry an operator names, for the cases no proof can settle
+/// (a container killed as a whole, a host gone for good, a 1.0.2 bid left
+/// empty by a crash). Only entries named like bids or side files are
+/// removed, never other files; and never the bid of a process this machine
+/// can see alive.
+pub(crate) fn remove_forced(shared: &Shared, name: &[u8]) -> Result<Holder> {
+    let path = shared.path_of(name);
+    let refuse = |why: String| Error::Refused {
+        path: path.clone(),
+        why,
+    };
+    if matches!(classify_name(name), NameKind::Other | NameKind::Artefact) {
+        return Err(refuse(
+            "not named like a bid or a lockfolder side file; lockfolder never removes other \
+             files (remove it yourself if you are sure)"
+                .to_owned(),
+        ));
+    }
+    let Some(s) = inspect_one(shared, name)? else {
+        return Err(Error::io(
+            Op::ReadEntry,
+            path,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    };
+    let markers = scan::marker_ages(std::slice::from_ref(&s));
+    let h = describe(shared, &s, &markers);
+    match (&s.what, &s.verdict) {
+        (What::NotABid { note }, _) => Err(refuse(format!("not a regular file ({note})"))),
+        (_, Verdict::Live { .. }) if !matches!(s.what, What::Unreadable { .. }) => {
+            Err(refuse(format!(
+                "its process is alive on this machine, or cannot be proven dead ({})",
+                h.describe()
+            )))
+        }
+        _ => {
+            shared
+                .folder
+                .remove(name)
+                .map_err(|e| Error::io(Op::Remove, shared.path_of(name), e))?;
+            Ok(h)
+        }
+    }
+}

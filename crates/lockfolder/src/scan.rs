@@ -1,0 +1,259 @@
+//! Looking at the folder: one listing, every entry inspected (by name first,
+//! then, for bids, by content) and its writer judged, into plain facts the
+//! decision rules (`decide.rs`) read.
+//!
+//! Nothing here removes anything or decides anything.
+
+use crate::bid::BidRecord;
+use crate::decide::{self, Class, Judged};
+use crate::error::Result;
+use crate::identity::{Claim, Verdict};
+use crate::liveness::Judge;
+use crate::names::{classify_name, NameKind, SideName, Token};
+use crate::store::{Content, EntryType, Folder, RawEntry};
+use std::collections::{HashMap, HashSet};
+
+/// One inspected entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Seen {
+    pub name: Vec<u8>,
+    pub what: What,
+    /// The judgement of its writer (entries that are not bids: live).
+    pub verdict: Verdict,
+}
+
+/// What an entry is.
+#[derive(Debug, Clone)]
+pub(crate) enum What {
+    Bid {
+        token: Token,
+        rec: BidRecord,
+    },
+    Side(SideName),
+    /// Named like a bid, but its content is not one.
+    Unreadable {
+        note: String,
+    },
+    NotABid {
+        note: String,
+    },
+    /// A filesystem's name for a deleted file still open (`.nfsXXXX`).
+    Artefact,
+}
+
+impl Seen {
+    /// The claim to judge, for entries that name a writer.
+    pub fn claim(&self) -> Option<Claim> {
+        match &self.what {
+            What::Bid { rec, .. } => Some(rec.claim()),
+            What::Side(s) => Some(Claim::Side {
+                pid: s.pid,
+                key: s.owner.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The token that orders this entry among waiters (bids of our format
+    /// and queue markers).
+    pub fn key(&self) -> Option<decide::Key> {
+        match &self.what {
+            What::Bid { token, rec } if rec.is_native() => Some(key_of(token)),
+            What::Side(s) if s.queue => Some(key_of(&s.token)),
+            _ => None,
+        }
+    }
+
+    pub fn is_marker(&self) -> bool {
+        matches!(&self.what, What::Side(s) if s.queue)
+    }
+
+    pub fn stopped(&self) -> bool {
+        matches!(self.verdict, Verdict::Live { stopped: true })
+    }
+
+    /// The entry as the rules see it. `markers`: the ages of the queue
+    /// markers in the same listing; `expired`: this entry, a marker, has
+    /// lost its turn.
+    pub fn entry(&self, markers: &HashSet<[u8; 8]>, expired: bool) -> decide::Entry {
+        let judged = match self.verdict {
+            Verdict::Live { .. } => Judged::Live,
+            Verdict::Stale(_) => Judged::Stale,
+            Verdict::Unjudgeable(_) => Judged::Unjudgeable,
+        };
+        let class = match &self.what {
+            What::Bid { token, rec } => Class::Bid {
+                key: rec.is_native().then(|| key_of(token)),
+                mode: rec.mode(),
+                slots: rec.slots(),
+                legacy: !rec.is_native(),
+                queued: markers.contains(&token.age().0),
+            },
+            What::Side(s) if s.queue => Class::Marker {
+                key: key_of(&s.token),
+            },
+            What::Side(_) => Class::Temp,
+            What::Unreadable { .. } => Class::Unreadable,
+            What::NotABid { .. } => Class::NotABid,
+            What::Artefact => Class::Artefact,
+        };
+        decide::Entry {
+            class,
+            judged,
+            expired,
+        }
+    }
+}
+
+/// A token as the rules' order key.
+pub(crate) fn key_of(t: &Token) -> decide::Key {
+    u128::from_be_bytes(t.0)
+}
+
+/// What one contender already knows, by file name.
+///
+/// * Bid contents: a bid's name is used once and its content is published
+///   whole, so what we read under a name stays true.
+/// * Verdicts other than "stale": remembering that a writer was alive (or
+///   unjudgeable) can only err towards alive, the safe side, so a waiter
+///   re-judges only when its timer fires or a watched process exits
+///   ([`Cache::forget_verdicts`]), instead of probing on every event.
+#[derive(Default)]
+pub(crate) struct Cache {
+    records: HashMap<Vec<u8>, BidRecord>,
+    verdicts: HashMap<Vec<u8>, Verdict>,
+}
+
+impl Cache {
+    pub fn forget_verdicts(&mut self) {
+        self.verdicts.clear();
+    }
+
+    pub fn forget(&mut self, name: &[u8]) {
+        self.records.remove(name);
+        self.verdicts.remove(name);
+    }
+
+    fn verdict(&mut self, name: &[u8], judge: impl FnOnce() -> Verdict) -> Verdict {
+        if let Some(v) = self.verdicts.get(name) {
+            return v.clone();
+        }
+        let v = judge();
+        if !v.is_stale() {
+            self.verdicts.insert(name.to_vec(), v.clone());
+        }
+        v
+    }
+}
+
+/// Lists the folder and inspects every entry. With `verify`, first makes
+/// sure the path still names the folder we hold open (the deciding listing
+/// does). Entries that vanish meanwhile are left out.
+pub(crate) fn list(
+    folder: &Folder,
+    verify: bool,
+    judge: &Judge,
+    cache: &mut Cache,
+) -> Result<Vec<Seen>> {
+    let raw = folder.list(verify)?;
+    let mut out = Vec::with_capacity(raw.len());
+    for r in &raw {
+        if let Some(s) = inspect(folder, r, judge, cache) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Looks at one entry without ever following a symlink, opening a FIFO or
+/// reading more than a bid's size cap. `None`: it vanished.
+pub(crate) fn inspect(
+    folder: &Folder,
+    raw: &RawEntry,
+    judge: &Judge,
+    cache: &mut Cache,
+) -> Option<Seen> {
+    let not_a_bid = |note: String| Seen {
+        name: raw.name.clone(),
+        what: What::NotABid { note },
+        verdict: Verdict::LIVE,
+    };
+    let unreadable = |note: String| Seen {
+        name: raw.name.clone(),
+        what: What::Unreadable { note },
+        verdict: Verdict::LIVE,
+    };
+    match classify_name(&raw.name) {
+        NameKind::Artefact => Some(Seen {
+            name: raw.name.clone(),
+            what: What::Artefact,
+            verdict: Verdict::LIVE,
+        }),
+        NameKind::Side(side) => {
+            let claim = Claim::Side {
+                pid: side.pid,
+                key: side.owner.clone(),
+            };
+            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            Some(Seen {
+                name: raw.name.clone(),
+                what: What::Side(side),
+                verdict,
+            })
+        }
+        NameKind::Other => {
+            let kind = match raw.kind {
+                EntryType::Unknown => folder.lstat_type(&raw.name),
+                k => Ok(k),
+            };
+            match kind {
+                Ok(k) => Some(not_a_bid(format!(
+                    "{} that is not named like a bid",
+                    k.describe()
+                ))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => Some(not_a_bid(format!("unreadable: {e}"))),
+            }
+        }
+        NameKind::Bid(token) => {
+            let rec = match cache.records.get(&raw.name) {
+                Some(rec) => rec.clone(),
+                None => match folder.read_entry(&raw.name) {
+                    Content::Vanished => return None,
+                    Content::NotRegular(t) => {
+                        return Some(not_a_bid(format!("{} named like a bid", t.describe())))
+                    }
+                    Content::TooLarge(n) => {
+                        return Some(unreadable(format!("too large for a bid ({n} bytes)")))
+                    }
+                    Content::Unreadable(e) => return Some(unreadable(format!("unreadable: {e}"))),
+                    Content::Bytes(b) => match BidRecord::parse(&b) {
+                        Some(rec) => {
+                            cache.records.insert(raw.name.clone(), rec.clone());
+                            rec
+                        }
+                        None if b.is_empty() => return Some(unreadable("empty file".to_owned())),
+                        None => return Some(unreadable("content is not a bid".to_owned())),
+                    },
+                },
+            };
+            let claim = rec.claim();
+            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            Some(Seen {
+                name: raw.name.clone(),
+                what: What::Bid { token, rec },
+                verdict,
+            })
+        }
+    }
+}
+
+/// The ages of the queue markers of a listing.
+pub(crate) fn marker_ages(seen: &[Seen]) -> HashSet<[u8; 8]> {
+    seen.iter()
+        .filter_map(|s| match &s.what {
+            What::Side(side) if side.queue => Some(side.token.age().0),
+            _ => None,
+        })
+        .collect()
+}

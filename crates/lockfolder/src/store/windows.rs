@@ -1,0 +1,1 @@
+//! The folder on Windows (being written: see docs/safety.md, platforms).
