@@ -23,6 +23,30 @@ fn open(dir: &str, spec: Option<&str>) -> LockFolder {
     b.open().unwrap()
 }
 
+/// `int(psutil.Process().create_time())` on Linux, as lockfolder 1.0.2
+/// stores it: `btime + start_ticks // CLK_TCK`, in this process's view.
+fn legacy_created() -> i64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let ticks: i64 = own
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    btime + ticks / rustix::param::clock_ticks_per_second() as i64
+}
+
 fn alive(pid: u32) -> bool {
     rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap()).is_ok()
 }
@@ -53,6 +77,63 @@ pub fn run(role: &str) -> i32 {
                 None => say("BUSY"),
             }
             0
+        }
+        // Write a lockfolder 1.0.2 bid (PID and CREATED as psutil computes
+        // them in this process's view), hold until stdin closes.
+        "legacy-hold" => {
+            let dir = std::path::Path::new(args[0]);
+            let created = legacy_created();
+            let name = format!("{}.json", lockfolder::Token::new(7).renew());
+            let bid = format!(
+                "{{\"PID\": {}, \"CREATED\": {created}}}",
+                std::process::id()
+            );
+            std::fs::write(dir.join(&name), bid).unwrap();
+            say(&format!("LOCKED {name}"));
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+            let _ = std::fs::remove_file(dir.join(&name));
+            say("RELEASED");
+            0
+        }
+        // Start waiting (up to args[1] ms); say QUEUED once in the queue,
+        // then GOT or ERR with the time taken.
+        "queue" => {
+            let lf = LockFolder::new(args[0]).unwrap();
+            let ms: u64 = args[1].parse().unwrap();
+            let t = Instant::now();
+            let deadline = t + Duration::from_millis(ms);
+            let mut w = lf.waiter();
+            let mut said = false;
+            loop {
+                match w.wait(Some(Instant::now()), None) {
+                    Ok(Some(g)) => {
+                        if !said {
+                            say("QUEUED");
+                        }
+                        say(&format!("GOT {}", t.elapsed().as_micros()));
+                        let mut sink = Vec::new();
+                        let _ = std::io::stdin().read_to_end(&mut sink);
+                        g.release().unwrap();
+                        return 0;
+                    }
+                    Ok(None) if Instant::now() >= deadline => {
+                        say(&format!("ERR {} timeout", t.elapsed().as_micros()));
+                        return 0;
+                    }
+                    Ok(None) => {
+                        if !said {
+                            say("QUEUED");
+                            said = true;
+                        }
+                        let _ = w.wait(Some(Instant::now() + Duration::from_millis(20)), None);
+                    }
+                    Err(e) => {
+                        say(&format!("ERR {} {e}", t.elapsed().as_micros()));
+                        return 0;
+                    }
+                }
+            }
         }
         // Wait up to args[1] ms, report the outcome and how long it took.
         "wait" => {

@@ -11,6 +11,8 @@ mod folder;
 mod hostile;
 mod identity;
 mod modes;
+mod namespaces;
+mod queue;
 mod util;
 mod waiting;
 
@@ -28,6 +30,8 @@ fn main() {
         .chain(hostile::TESTS)
         .chain(identity::TESTS)
         .chain(modes::TESTS)
+        .chain(namespaces::TESTS)
+        .chain(queue::TESTS)
         .chain(waiting::TESTS)
     {
         let f = *f;

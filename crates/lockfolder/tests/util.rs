@@ -16,7 +16,22 @@ pub struct Proc {
 }
 
 pub fn spawn(role: &str, args: &[&str]) -> Proc {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    spawn_in(&[], role, args)
+}
+
+/// Like [`spawn`], with the child started through `prefix` (for example
+/// `unshare --pid --fork`), which must exec it.
+pub fn spawn_in(prefix: &[&str], role: &str, args: &[&str]) -> Proc {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(&exe);
+            c
+        }
+        None => Command::new(&exe),
+    };
+    let mut child = cmd
         .env("LF_ROLE", role)
         .env("LF_ARGS", args.join("\u{1f}"))
         .stdin(Stdio::piped())
@@ -96,6 +111,28 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Whether this machine lets us make namespaces with `unshare` (root on a
+/// kernel with PID and time namespaces). CI runs as root and sets
+/// `LOCKFOLDER_REQUIRE_NAMESPACES=1`, so there a missing capability fails the
+/// test instead of skipping it.
+pub fn namespaces_available(flags: &[&str]) -> bool {
+    let ok = Command::new("unshare")
+        .args(flags)
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("LOCKFOLDER_REQUIRE_NAMESPACES").is_none(),
+            "unshare {flags:?} is not available, but LOCKFOLDER_REQUIRE_NAMESPACES is set"
+        );
+        eprintln!("skipped: unshare {flags:?} is not available here");
+    }
+    ok
 }
 
 /// Names in a folder, sorted, as lossy strings.
