@@ -101,6 +101,7 @@ compile_error!(
 );
 
 mod bid;
+mod builder;
 #[cfg(feature = "model")]
 pub mod decide;
 #[cfg(not(feature = "model"))]
@@ -108,9 +109,12 @@ mod decide;
 mod error;
 mod fault;
 mod fsinfo;
+mod guard;
 mod identity;
+mod lease;
 mod liveness;
 mod names;
+mod policy;
 mod protocol;
 mod report;
 mod scan;
@@ -127,6 +131,9 @@ mod tests;
 struct ReadmeExample;
 
 pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
+pub use builder::{Builder, OnLost, MIN_LEASE};
+pub use guard::LockGuard;
+pub use policy::ALLOW_FS_ENV;
 pub use error::{Error, Op, Result};
 pub use fsinfo::{Filesystem, FsKind};
 pub use identity::{
@@ -140,7 +147,7 @@ pub use wait::{CancelToken, Waiter, RECHECK};
 
 use protocol::{Contender, Shared, Step};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -181,113 +188,6 @@ impl fmt::Debug for LockFolder {
     }
 }
 
-/// Options for opening a [`LockFolder`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    path: PathBuf,
-    create: bool,
-    label: Option<String>,
-    command: Option<String>,
-    owner: Option<u32>,
-    group: Option<u32>,
-    mode: Mode,
-    slots: u32,
-}
-
-impl Builder {
-    /// A shared (reader) lock: any number of shared holders at once, none
-    /// while an exclusive holder is in. Waiters are served in age order, so a
-    /// stream of readers cannot starve a waiting writer (FIFO, not reader
-    /// preference). Default: exclusive.
-    pub fn shared(mut self, yes: bool) -> Self {
-        self.mode = if yes { Mode::Shared } else { Mode::Exclusive };
-        self
-    }
-
-    /// A counting semaphore: at most `n` holders at once. Every contender of
-    /// the folder must use the same `n`; a bid with another count is refused
-    /// with [`Error::SlotsMismatch`]. `1` (the default) is a plain lock.
-    pub fn slots(mut self, n: u32) -> Self {
-        self.slots = n;
-        self
-    }
-
-    /// Whether to create the folder (and its parents) if missing. Default: yes.
-    pub fn create(mut self, yes: bool) -> Self {
-        self.create = yes;
-        self
-    }
-
-    /// Free text stored in every bid, shown by `holders()` and `lockfolder
-    /// status` (at most [`MAX_LABEL_BYTES`]).
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// The command line the holder runs, stored in the bid for display.
-    pub fn command(mut self, command: impl Into<String>) -> Self {
-        self.command = Some(command.into());
-        self
-    }
-
-    /// Bid on behalf of another process of ours: the bid names `pid` (and its
-    /// start time) instead of the calling process, so the lock lives exactly
-    /// as long as that process. This is how `lockfolder run` makes the lock
-    /// follow the command even if the launcher is killed. The process must
-    /// exist when bidding and must not start its work before the lock is held.
-    pub fn owner_pid(mut self, pid: u32) -> Self {
-        self.owner = Some(pid);
-        self
-    }
-
-    /// Keep the bid alive, after its owner process has exited, for as long as
-    /// any process of process group `pgid` lives (errs towards alive: a
-    /// group is gone only when `kill(-pgid, 0)` answers `ESRCH`). This is how
-    /// `lockfolder run` keeps the lock while a command's background children
-    /// run, as `flock(1)` does through the inherited descriptor.
-    pub fn owner_group(mut self, pgid: u32) -> Self {
-        self.group = Some(pgid);
-        self
-    }
-
-    /// Opens the lock folder.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotADirectory`] if the path is something else,
-    /// [`Error::InvalidInput`] for an oversized label, I/O errors creating or
-    /// opening the folder, [`Error::Unsupported`] off Linux.
-    pub fn open(self) -> Result<LockFolder> {
-        for text in [&self.label, &self.command].into_iter().flatten() {
-            if text.len() > MAX_LABEL_BYTES {
-                return Err(Error::InvalidInput {
-                    path: self.path,
-                    what: format!("label or command longer than {MAX_LABEL_BYTES} bytes"),
-                });
-            }
-        }
-        if self.slots == 0 || (self.slots > 1 && self.mode == Mode::Shared) {
-            return Err(Error::InvalidInput {
-                path: self.path,
-                what: "slots must be at least 1, and a semaphore cannot also be shared".into(),
-            });
-        }
-        let folder = store::Folder::open(&self.path, self.create)?;
-        Ok(LockFolder {
-            shared: Arc::new(Shared {
-                folder,
-                label: self.label,
-                command: self.command,
-                owner: self.owner,
-                group: self.group,
-                mode: self.mode,
-                slots: self.slots,
-                watches: std::sync::Mutex::new((liveness::current_pid(), Vec::new())),
-            }),
-        })
-    }
-}
 
 impl LockFolder {
     /// Opens the lock folder at `path`, creating it (and its parents) if
@@ -301,18 +201,9 @@ impl LockFolder {
         LockFolder::builder(path).open()
     }
 
-    /// Options: label, owner process, whether to create the folder.
+    /// Options: mode, slots, label, owner process, lease, filesystem opt-in.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
-        Builder {
-            path: path.as_ref().to_path_buf(),
-            create: true,
-            label: None,
-            command: None,
-            owner: None,
-            group: None,
-            mode: Mode::Exclusive,
-            slots: 1,
-        }
+        Builder::new(path.as_ref().to_path_buf())
     }
 
     /// The mode of this folder's bids.
@@ -340,7 +231,7 @@ impl LockFolder {
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
         let mut c = Contender::new(self.shared.clone());
         match c.attempt(false)? {
-            Step::Held(name) => Ok(Some(LockGuard::new(self.shared.clone(), name))),
+            Step::Held(e) => Ok(Some(LockGuard::new(self.shared.clone(), e))),
             Step::Busy | Step::Wait => Ok(None),
         }
     }
@@ -455,107 +346,5 @@ impl LockFolder {
     /// [`Error::Refused`]; I/O errors (`NotFound` if there is no such entry).
     pub fn remove_forced(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<Holder> {
         report::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
-    }
-}
-
-/// The lock, held. Dropping it releases the lock (deleting the bid);
-/// [`LockGuard::release`] does the same and reports failures.
-///
-/// A guard inherited by a forked child is inert in the child: only the
-/// process that made the bid deletes it.
-#[must_use = "dropping the guard releases the lock at once"]
-pub struct LockGuard {
-    shared: Arc<Shared>,
-    name: String,
-    creator: u32,
-    done: bool,
-}
-
-impl fmt::Debug for LockGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("bid", &self.bid_path())
-            .finish()
-    }
-}
-
-impl LockGuard {
-    pub(crate) fn new(shared: Arc<Shared>, name: String) -> LockGuard {
-        LockGuard {
-            shared,
-            name,
-            creator: liveness::current_pid(),
-            done: false,
-        }
-    }
-
-    /// The bid file that is the lock.
-    pub fn bid_path(&self) -> PathBuf {
-        self.shared.path_of(self.name.as_bytes())
-    }
-
-    /// The lock folder.
-    pub fn folder(&self) -> &Path {
-        self.shared.folder.path()
-    }
-
-    /// Whether our bid is still in the folder. `false` means the lock was lost
-    /// (the bid was deleted by someone else).
-    ///
-    /// # Errors
-    ///
-    /// I/O errors other than "not found".
-    pub fn is_held(&self) -> Result<bool> {
-        self.shared
-            .folder
-            .exists(&self.name)
-            .map_err(|e| Error::io(Op::ReadEntry, self.bid_path(), e))
-    }
-
-    /// Whether this process is the one that took the lock (false in a forked
-    /// child holding an inherited guard).
-    pub fn owned_here(&self) -> bool {
-        self.creator == liveness::current_pid()
-    }
-
-    /// Releases the lock (step 60).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LockLost`] if the bid had already vanished; I/O errors
-    /// deleting it; [`Error::InvalidInput`] in a forked child, which does not
-    /// own its parent's lock.
-    pub fn release(mut self) -> Result<()> {
-        self.done = true;
-        if !self.owned_here() {
-            return Err(Error::InvalidInput {
-                path: self.bid_path(),
-                what: format!(
-                    "release: the lock belongs to process {} (this is a forked child)",
-                    self.creator
-                ),
-            });
-        }
-        match protocol::delete_bid(&self.shared, &self.name) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::LockLost {
-                path: self.bid_path(),
-            }),
-            Err(e) => Err(Error::io(Op::Remove, self.bid_path(), e)),
-        }
-    }
-
-    /// Forgets the guard without deleting the bid. The bid stays until this
-    /// process exits, when it becomes stale.
-    pub fn leak(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if !self.done && self.owned_here() {
-            let _ = protocol::delete_bid(&self.shared, &self.name);
-        }
     }
 }

@@ -17,11 +17,12 @@
 //!   stop the queue.
 
 use crate::bid::{BidRecord, Mode, FORMAT_VERSION};
+use crate::builder::OnLost;
 use crate::decide::{self, Me, Next10, Next30, Role, Rules, Tally};
 use crate::error::{Error, Op, Result};
 use crate::liveness::{self, Judge};
-use crate::names::{SideName, Token};
-use crate::scan::{self, Cache, Seen};
+use crate::names::{fence_name, SideName, Token};
+use crate::scan::{self, Cache, Seen, ServerClock, What};
 use crate::store::Folder;
 use crate::wake::Watch;
 use std::collections::HashMap;
@@ -52,6 +53,13 @@ pub(crate) struct Shared {
     pub group: Option<u32>,
     pub mode: Mode,
     pub slots: u32,
+    /// Whether the folder's filesystem may be locked on.
+    pub fs_gate: FsGate,
+    /// The lease bids are held under, if any.
+    pub lease: Option<Duration>,
+    /// Whether holders draw fencing tokens.
+    pub fencing: bool,
+    pub on_lost: Option<OnLost>,
     /// inotify instances kept for reuse: closing one costs the kernel an RCU
     /// grace period (milliseconds), which would otherwise be paid by every
     /// contended acquisition. Tagged with the PID that made them: a forked
@@ -59,7 +67,33 @@ pub(crate) struct Shared {
     pub watches: Mutex<(u32, Vec<Watch>)>,
 }
 
+/// What the filesystem policy (`policy.rs`) decided for this folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FsGate {
+    Accepted,
+    /// Not shown safe, but the user opted in by this name.
+    OptedIn(String),
+    /// Not shown safe; bidding is refused, for this reason.
+    Refused(&'static str),
+}
+
 impl Shared {
+    /// Refuses to bid on a filesystem that is not shown safe, unless opted in.
+    pub fn check_filesystem(&self) -> Result<()> {
+        match &self.fs_gate {
+            FsGate::Refused(why) => {
+                let fs = self.folder.filesystem();
+                Err(Error::FilesystemRefused {
+                    path: self.folder.path().to_path_buf(),
+                    filesystem: fs.to_string(),
+                    name: fs.name.clone(),
+                    why: (*why).to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// A folder watch: one from the pool if this process made it, else a new
     /// one. Events it queued while pooled are harmless: every waiter lists
     /// the folder again after arming its watch.
@@ -102,10 +136,21 @@ pub(crate) fn now_unix() -> Duration {
         .unwrap_or_default()
 }
 
+/// What a contender that enters holds.
+pub(crate) struct Entered {
+    /// The bid that is the lock.
+    pub name: String,
+    /// Its fencing token, if the folder uses them.
+    pub fence: Option<u64>,
+    /// When the bid was published (by the local monotonic clock): a lease
+    /// runs from here.
+    pub published: Instant,
+}
+
 /// What one pass through the procedure decided.
 pub(crate) enum Step {
-    /// Step 50: the lock is ours; the bid with this name is the lock.
-    Held(String),
+    /// Step 50: the lock is ours.
+    Held(Entered),
     /// The lock is held and we are not waiting.
     Busy,
     /// Not yet: wait for a change, then try again.
@@ -132,6 +177,10 @@ pub(crate) struct Contender {
     free_since: HashMap<Vec<u8>, Instant>,
     /// Since when we have kept our bid while the lock stays held.
     kept_since: Option<Instant>,
+    /// When our current bid was published.
+    published: Option<Instant>,
+    /// The largest fencing token seen by the last check.
+    max_fence: u64,
 }
 
 impl Contender {
@@ -148,6 +197,8 @@ impl Contender {
             published_once: false,
             free_since: HashMap::new(),
             kept_since: None,
+            published: None,
+            max_fence: 0,
         }
     }
 
@@ -166,7 +217,28 @@ impl Contender {
     /// provably stale (by its own name), and sum up the rest.
     fn check(&mut self, me: &Me, deciding: bool) -> Result<(bool, Tally)> {
         let judge = self.shared.judge();
-        let seen = scan::list(&self.shared.folder, deciding, &judge, &mut self.cache)?;
+        // The server's clock, for leases of owners nobody here can judge:
+        // from our bid just published, or our queue marker, touched anew.
+        let mut clock = match (&self.bid, &self.marker) {
+            (Some(b), _) => ServerClock::from_own(b, false),
+            (None, Some(m)) => ServerClock::from_own(m, true),
+            (None, None) => ServerClock::none(),
+        };
+        let seen = scan::list(
+            &self.shared.folder,
+            deciding,
+            &judge,
+            &mut self.cache,
+            &mut clock,
+        )?;
+        self.max_fence = seen
+            .iter()
+            .filter_map(|s| match s.what {
+                What::Fence(n) => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let markers = scan::marker_ages(&seen);
         let now = Instant::now();
         let mut own_present = false;
@@ -228,6 +300,7 @@ impl Contender {
     /// One pass: steps 10-20-30 and the decision 40 or 50. With `waiting`
     /// false this is exactly the seed's single attempt.
     pub fn attempt(&mut self, waiting: bool) -> Result<Step> {
+        self.shared.check_filesystem()?;
         let wait_or_busy = if waiting { Step::Wait } else { Step::Busy };
         if self.bid.is_none() {
             // Step 10: a courtesy. It keeps us from bidding into a held lock
@@ -241,10 +314,15 @@ impl Contender {
             if d.join_queue {
                 self.join_queue()?;
             }
+            // A held lock whose holder nobody here can judge, but which has a
+            // lease, may have lapsed: only a listing made with our own bid
+            // out (which gives us the server's clock) can tell, so a single
+            // attempt bids anyway and lets step 30 decide.
+            let lapsed = !waiting && self.last.iter().any(|(s, _)| s.has_unjudged_lease());
             match d.next {
-                Next10::Busy => return Ok(Step::Busy),
+                Next10::Busy if !lapsed => return Ok(Step::Busy),
+                Next10::Busy | Next10::Bid => {}
                 Next10::Defer => return Ok(Step::Wait),
-                Next10::Bid => {}
             }
             // Step 20.
             if self.published_once {
@@ -252,6 +330,7 @@ impl Contender {
             }
             let name = bid(&self.shared, &mut self.token)?;
             self.published_once = true;
+            self.published = Some(Instant::now());
             self.bid = Some(name);
         }
         // Step 30: the listing that decides. It begins after our bid is
@@ -269,8 +348,22 @@ impl Contender {
                     self.withdraw()?;
                     return Err(e);
                 }
-                let name = self.bid.take().unwrap_or_default();
-                Ok(Step::Held(name))
+                let fence = if self.shared.fencing {
+                    match self.draw_fence() {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            self.withdraw()?;
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    None
+                };
+                Ok(Step::Held(Entered {
+                    name: self.bid.take().unwrap_or_default(),
+                    fence,
+                    published: self.published.take().unwrap_or_else(Instant::now),
+                }))
             }
             Next30::Keep => {
                 // First in line: keep the bid and wait for the rivals to go.
@@ -289,6 +382,30 @@ impl Contender {
                 Ok(wait_or_busy)
             }
         }
+    }
+
+    /// Draws a fencing token larger than every earlier holder's: one more
+    /// than the largest fence file the deciding listing showed (that listing
+    /// is fresh, and every earlier holder made its fence file while it held
+    /// the lock, before it left), created exclusively so two can never draw
+    /// the same number; then the older fence files are tidied away.
+    fn draw_fence(&mut self) -> Result<u64> {
+        let mut n = self.max_fence + 1;
+        loop {
+            match self.shared.folder.write_temp(&fence_name(n), b"") {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < self.max_fence + 64 => {
+                    n += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for old in self.max_fence.saturating_sub(8)..n.saturating_sub(1) {
+            if old > 0 {
+                let _ = self.shared.folder.remove(fence_name(old).as_bytes());
+            }
+        }
+        Ok(n)
     }
 
     /// Publishes our queue marker (an empty `.wait` file named with our age
@@ -382,6 +499,11 @@ fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
         slots: (shared.slots != 1).then_some(shared.slots),
         label: shared.label.clone(),
         command: shared.command.clone(),
+        lease_ms: shared.lease.map(|l| l.as_millis() as u64),
+        allowed_fs: match &shared.fs_gate {
+            FsGate::OptedIn(name) => Some(name.clone()),
+            _ => None,
+        },
     }
     .to_bytes();
     // A clash of 62 random bits is not expected; if it happens, draw again.

@@ -10,7 +10,7 @@ use crate::fsinfo::Filesystem;
 use crate::identity::{Owner, StaleReason, Verdict};
 use crate::names::{classify_name, NameKind};
 use crate::protocol::{remove_stale, Shared, HANDOVER};
-use crate::scan::{self, Cache, Seen, What};
+use crate::scan::{self, Cache, Seen, ServerClock, What};
 use crate::store::RawEntry;
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -65,6 +65,9 @@ pub enum EntryKind {
     /// A waiting contender's place in the queue (`.lockfolder-*.wait`);
     /// never a rival.
     QueueMarker,
+    /// `.lockfolder-fence-<N>`: the fencing token drawn by the last holders;
+    /// never a rival.
+    Fence,
     /// A filesystem's name for a file deleted while open (`.nfsXXXX`,
     /// `.fuse_hiddenXXXX`): a bid that is already gone; never a rival, never
     /// ours to remove (its filesystem does it when the file is closed).
@@ -75,7 +78,7 @@ pub enum EntryKind {
 
 impl EntryKind {
     /// Short lowercase name: `bid`, `legacy-bid`, `temporary`,
-    /// `queue-marker`, `artefact`, `other`.
+    /// `queue-marker`, `artefact`, `fence`, `other`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EntryKind::Bid => "bid",
@@ -83,6 +86,7 @@ impl EntryKind {
             EntryKind::Temporary => "temporary",
             EntryKind::QueueMarker => "queue-marker",
             EntryKind::Artefact => "artefact",
+            EntryKind::Fence => "fence",
             EntryKind::Other => "other",
         }
     }
@@ -155,6 +159,13 @@ pub struct Holder {
     pub label: Option<String>,
     /// The holder's command line, if recorded or readable here.
     pub command: Option<String>,
+    /// The lease the bid is held under, if any.
+    pub lease: Option<Duration>,
+    /// When its lease was last renewed (the bid's modification time, by the
+    /// file server's clock).
+    pub renewed: Option<SystemTime>,
+    /// A filesystem its owner accepted by explicit opt-in.
+    pub allowed_fs: Option<String>,
 }
 
 fn from_ms(ms: u64) -> SystemTime {
@@ -205,6 +216,9 @@ impl Holder {
             group: None,
             label: None,
             command: None,
+            lease: None,
+            renewed: None,
+            allowed_fs: None,
         }
     }
 
@@ -213,7 +227,7 @@ impl Holder {
     pub fn blocks(&self) -> bool {
         !matches!(
             self.kind,
-            EntryKind::Temporary | EntryKind::QueueMarker | EntryKind::Artefact
+            EntryKind::Temporary | EntryKind::QueueMarker | EntryKind::Artefact | EntryKind::Fence
         ) && self.state.blocks()
     }
 
@@ -241,6 +255,13 @@ impl Holder {
         }
         if self.stopped {
             s.push_str(" (stopped)");
+        }
+        if let (Some(l), Some(r)) = (self.lease, self.renewed) {
+            let ago = r.elapsed().map_or(0.0, |d| d.as_secs_f64());
+            s.push_str(&format!(
+                ", lease {:.1}s renewed {ago:.1}s ago by this machine's clock",
+                l.as_secs_f64()
+            ));
         }
         if self.pid.is_some() {
             if let (State::Foreign | State::Stale(_), Some(n)) = (self.state, &self.note) {
@@ -308,6 +329,11 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             if h.command.is_none() && state == State::Live {
                 h.command = crate::liveness::command_line(rec.pid);
             }
+            h.lease = rec.lease_ms.map(Duration::from_millis);
+            if h.lease.is_some() {
+                h.renewed = shared.folder.fresh_mtime(&s.name).ok();
+            }
+            h.allowed_fs = rec.allowed_fs.clone();
             if h.role == Role::Waiter && h.note.is_none() {
                 h.note = Some("first in line: keeps its bid while it waits".to_owned());
             }
@@ -351,6 +377,11 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             h.note = Some(note.clone());
             h
         }
+        What::Fence(n) => {
+            let mut h = Holder::bare(shared, &s.name, EntryKind::Fence, State::Live);
+            h.note = Some(format!("fencing token {n}, drawn by a holder"));
+            h
+        }
         What::Artefact => {
             let mut h = Holder::bare(shared, &s.name, EntryKind::Artefact, State::NotABid);
             h.note = Some(
@@ -388,7 +419,11 @@ impl Status {
 }
 
 fn listing(shared: &Shared) -> Result<Vec<Seen>> {
-    scan::list(&shared.folder, true, &shared.judge(), &mut Cache::default())
+    // Nothing is written here, so there is no server clock to judge leases
+    // by: a bid under a lease whose owner nobody can judge shows as foreign,
+    // with the time of its last renewal.
+    let mut clock = ServerClock::none();
+    scan::list(&shared.folder, true, &shared.judge(), &mut Cache::default(), &mut clock)
 }
 
 /// Every entry of the folder, judged, nothing removed.
@@ -443,7 +478,17 @@ pub(crate) fn status(shared: &Shared) -> Result<Status> {
 /// Removes stale bids and side files, and says which.
 pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
     let mut cache = Cache::default();
-    let seen = scan::list(&shared.folder, true, &shared.judge(), &mut cache)?;
+    // A probe file of ours gives the server's clock, to judge leases by.
+    let probe = clock_probe(shared);
+    let mut clock = match &probe {
+        Some(name) => ServerClock::from_own(name, false),
+        None => ServerClock::none(),
+    };
+    let listed = scan::list(&shared.folder, true, &shared.judge(), &mut cache, &mut clock);
+    if let Some(name) = &probe {
+        let _ = shared.folder.remove(name.as_bytes());
+    }
+    let seen = listed?;
     let markers = scan::marker_ages(&seen);
     let mut removed = Vec::new();
     for s in &seen {
@@ -453,6 +498,21 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
         }
     }
     Ok(removed)
+}
+
+/// Writes a temporary file of ours (a side file: never a rival) whose
+/// modification time is the file server's clock.
+fn clock_probe(shared: &Shared) -> Option<String> {
+    let me = crate::liveness::current().ok()?;
+    let name = crate::names::SideName {
+        token: crate::names::Token::new(crate::protocol::now_unix().as_nanos()),
+        pid: me.pid,
+        owner: me.key(),
+        queue: false,
+    }
+    .file_name();
+    shared.folder.write_temp(&name, b"").ok()?;
+    Some(name)
 }
 
 fn inspect_one(shared: &Shared, name: &[u8]) -> Result<Option<Seen>> {
@@ -495,7 +555,10 @@ pub(crate) fn remove_forced(shared: &Shared, name: &[u8]) -> Result<Holder> {
         path: path.clone(),
         why,
     };
-    if matches!(classify_name(name), NameKind::Other | NameKind::Artefact) {
+    if matches!(
+        classify_name(name),
+        NameKind::Other | NameKind::Artefact | NameKind::Fence(_)
+    ) {
         return Err(refuse(
             "not named like a bid or a lockfolder side file; lockfolder never removes other \
              files (remove it yourself if you are sure)"

@@ -161,8 +161,8 @@ impl Waiter {
                 });
             }
             match self.contender.attempt(true)? {
-                Step::Held(name) => {
-                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), name)));
+                Step::Held(e) => {
+                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), e)));
                 }
                 Step::Busy | Step::Wait => {}
             }
