@@ -710,13 +710,23 @@ impl Gated {
         self.take_terminal_back();
         // We stop here until continued. In an orphaned group (nobody to
         // continue us) the kernel discards the signal and we go straight on.
+        let before = std::time::Instant::now();
         let _ = rustix::process::kill_current_process_group(sig);
+        let mut foreground = false;
         if let Some(t) = self.terminal.take() {
-            if t.foreground_is(rustix::process::getpgrp()) && t.set_foreground(self.pid).is_ok() {
+            foreground = t.foreground_is(rustix::process::getpgrp());
+            if foreground && t.set_foreground(self.pid).is_ok() {
                 self.handed = Some(t);
             } else {
                 self.terminal = Some(t);
             }
+        }
+        // Back at once and still in the background: our stop was discarded
+        // (orphaned group), so a command reading the terminal would be
+        // stopped again at once. Continue it at most once a second rather
+        // than spin. (No person types `fg` within 50 ms.)
+        if !foreground && before.elapsed() < std::time::Duration::from_millis(50) {
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
         let _ = rustix::process::kill_process_group(self.pid, Signal::CONT);
     }
