@@ -41,7 +41,7 @@ fn stale_reason(h: &Holder) -> Option<String> {
     }
 }
 
-fn entry_json(h: &Holder) -> Value {
+pub fn entry_json(h: &Holder) -> Value {
     json!({
         "name": h.name.to_string_lossy(),
         "state": h.state.as_str(),
@@ -137,6 +137,8 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
     holders.sort_by(|a, b| a.name.cmp(&b.name));
     let blocking = holders.iter().filter(|h| h.blocks()).count();
     let locked = blocking > 0;
+    let code = if locked { exit::HELD } else { exit::OK };
+    let mut out = exit::Output::new();
     if as_json {
         let doc = json!({
             "format": JSON_FORMAT,
@@ -144,7 +146,7 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
             "locked": locked,
             "entries": holders.iter().map(entry_json).collect::<Vec<_>>(),
         });
-        println!("{doc:#}");
+        out.line(format_args!("{doc:#}"));
     } else if !quiet {
         let verdict = if locked {
             format!(
@@ -154,16 +156,12 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
         } else {
             "free".to_owned()
         };
-        println!("{}: {verdict}", dir.display());
+        out.line(format_args!("{}: {verdict}", dir.display()));
         for h in &holders {
-            println!("{}", entry_line(h));
+            out.line(entry_line(h));
         }
     }
-    if locked {
-        exit::HELD
-    } else {
-        exit::OK
-    }
+    out.finish(code)
 }
 
 /// `lockfolder clean DIR [--dry-run]`.
@@ -186,19 +184,20 @@ pub fn clean(dir: &Path, dry_run: bool) -> i32 {
     };
     match result {
         Ok(removed) => {
+            let mut out = exit::Output::new();
             for h in &removed {
-                println!(
+                out.line(format_args!(
                     "{verb} {} ({} {}: {})",
                     h.name.to_string_lossy(),
                     h.state.as_str(),
                     h.kind.as_str(),
                     details(h)
-                );
+                ));
             }
             if removed.is_empty() {
-                println!("nothing to remove");
+                out.line("nothing to remove");
             }
-            exit::OK
+            out.finish(exit::OK)
         }
         Err(e) => exit::fail(&e, Context::Inspect),
     }

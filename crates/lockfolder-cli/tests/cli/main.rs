@@ -3,7 +3,11 @@
 //! modules) keeps link time low.
 
 mod common;
+mod groups;
+mod input;
 mod inspect;
 mod modes;
+mod pipes;
 mod run;
 mod signals;
+mod terminal;
