@@ -24,7 +24,7 @@ fn stale_bids(d: &Path, n: usize) {
     let mut rec = lockfolder::current_identity().unwrap();
     rec.pid = dead;
     rec.label = Some("a label long enough to make the clean output lines long".into());
-    let body = serde_json::to_vec(&rec).unwrap();
+    let body = rec.to_bytes();
     for i in 0..n {
         let name = format!("01900000-0000-7000-8000-{i:012}.json");
         std::fs::write(d.join(name), &body).unwrap();
