@@ -175,18 +175,23 @@ Examples:
   lockfolder status /var/lock/backup.lock
   if lockfolder status -q /var/lock/backup.lock; then echo free; fi
   lockfolder status --json /var/lock/backup.lock | jq '.entries[].pid'
+  lockfolder status --json /var/lock/backup.lock | jq '.would_wait, .blockers'
 
 {}",
         exit::help_block(&[Scope::All, Scope::Inspect])
     )
 }
 
-/// Show every entry of the lock folder DIR and whether the lock is held.
+/// Show every entry of the lock folder DIR, who holds the lock, who waits,
+/// and what a new acquisition would wait for.
 ///
 /// Each entry is shown with its state (live, stale, foreign, not-a-bid),
-/// kind (bid, legacy-bid, temporary, queue-marker, other), PID, host, age,
-/// label and command. Nothing is changed, and a missing folder is not
-/// created. Exit status 0 if the lock is free, 1 if it is held.
+/// kind (bid, legacy-bid, temporary, queue-marker, artefact, fence, other),
+/// role (holder, waiter; "(stopped)" for a stopped process), PID, host, age,
+/// label and command; then the filesystem and whether lockfolder accepts
+/// it. Nothing is changed, and a missing folder is not created. Exit status
+/// 0 if a new acquisition would get the lock now, 1 if it would wait (the
+/// lock is held, or live waiters are queued ahead of it).
 #[derive(Args, Debug)]
 #[command(after_help = status_help())]
 struct StatusArgs {
@@ -209,6 +214,8 @@ fn clean_help() -> String {
 Examples:
   lockfolder clean --dry-run /var/lock/backup.lock
   lockfolder clean /var/lock/backup.lock
+  # a container killed as a whole left a bid nobody can judge:
+  lockfolder clean --force 0190f1c2-8a1b-7c3d-9e4f-5a6b7c8d9e0f.json /var/lock/backup.lock
 
 {}",
         exit::help_block(&[Scope::All, Scope::Inspect])
@@ -217,10 +224,14 @@ Examples:
 
 /// Remove stale bids from the lock folder DIR.
 ///
-/// A bid is stale when its process is provably gone (on this host and boot).
-/// Live bids, bids from other hosts and files that are not bids are never
-/// removed. Prints one line per entry removed (or, with --dry-run, that
-/// would be removed).
+/// A bid is stale when its process is provably gone (on this machine and
+/// boot, or in a container this machine can see into, or its lease lapsed).
+/// Live bids, bids nobody here can judge and files that are not bids are
+/// never removed. Prints one line per entry removed (or, with --dry-run,
+/// that would be removed). --force ENTRY removes a named bid or queue
+/// marker that no proof can settle (a container killed as a whole, a host
+/// gone for good), after you have checked its owner is gone; it refuses
+/// files that are not bids and bids of processes alive on this machine.
 #[derive(Args, Debug)]
 #[command(after_help = clean_help())]
 struct CleanArgs {
@@ -229,8 +240,14 @@ struct CleanArgs {
     dir: PathBuf,
 
     /// Only show what would be removed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     dry_run: bool,
+
+    /// Remove this entry (a file name in DIR) although nothing proves its
+    /// owner gone; repeat for several. Only bids and lockfolder side files,
+    /// never a bid whose process this machine sees alive.
+    #[arg(long, value_name = "ENTRY")]
+    force: Vec<OsString>,
 }
 
 /// `-w SECONDS`: a finite number of seconds, 0 or more. More seconds than
@@ -259,6 +276,7 @@ enum Action {
     Clean {
         dir: PathBuf,
         dry_run: bool,
+        force: Vec<OsString>,
     },
 }
 
@@ -297,6 +315,7 @@ fn parse(args: Vec<OsString>) -> Result<Action, clap::Error> {
         Command::Clean(a) => Action::Clean {
             dir: a.dir,
             dry_run: a.dry_run,
+            force: a.force,
         },
     })
 }
@@ -322,7 +341,11 @@ where
     match parse(args) {
         Ok(Action::Run(o)) => run::run(o),
         Ok(Action::Status { dir, json, quiet }) => inspect::status(&dir, json, quiet),
-        Ok(Action::Clean { dir, dry_run }) => inspect::clean(&dir, dry_run),
+        Ok(Action::Clean {
+            dir,
+            dry_run,
+            force,
+        }) => inspect::clean(&dir, dry_run, &force),
         Err(e) => {
             // A closed stdout or stderr loses the message, not the status.
             let _ = e.print();

@@ -386,27 +386,13 @@ fn docs_list_every_exit_status() {
 /// Every entry kind, state and JSON key that `status` prints is explained.
 #[test]
 fn docs_explain_what_status_prints() {
-    use lockfolder::{EntryKind, StaleReason, State};
+    use lockfolder::{EntryKind, Role, State};
     let doc = cli_md();
-    // The core's enums are non-exhaustive: a kind added there must be added
-    // here (and to the manual) by hand.
-    let kinds = [
-        EntryKind::Bid,
-        EntryKind::LegacyBid,
-        EntryKind::Temporary,
-        EntryKind::QueueMarker,
-        EntryKind::Other,
-    ];
-    let states = [
-        State::Live,
-        State::Stale(StaleReason::Gone),
-        State::Foreign,
-        State::NotABid,
-    ];
-    let mut missing: Vec<String> = kinds
+    let mut missing: Vec<String> = EntryKind::ALL
         .iter()
         .map(|k| k.as_str())
-        .chain(states.iter().map(|s| s.as_str()))
+        .chain(State::ALL.iter().map(|s| s.as_str()))
+        .chain(Role::ALL.iter().map(|r| r.as_str()))
         .filter(|w| !doc.contains(&format!("`{w}`")))
         .map(str::to_owned)
         .collect();

@@ -195,15 +195,15 @@ impl Builder {
         }
         let folder = store::Folder::open(&self.path, self.create)?;
         let fs = folder.filesystem();
-        let fs_gate = match policy::judge(fs) {
-            policy::Verdict::Accepted(_) => FsGate::Accepted,
-            policy::Verdict::Refused(_) if policy::opted_in(fs, &self.allow_fs) => {
-                FsGate::OptedIn(fs.name.clone())
-            }
-            policy::Verdict::Refused(why) => FsGate::Refused(why),
+        let p = policy::decide(fs, &self.allow_fs);
+        let fs_gate = match (p.accepted, p.opted_in) {
+            (true, false) => FsGate::Accepted,
+            (true, true) => FsGate::OptedIn(fs.name.clone()),
+            (false, _) => FsGate::Refused(p.reason),
         };
         Ok(LockFolder {
             shared: Arc::new(Shared {
+                fs_policy: p,
                 folder,
                 label: self.label,
                 command: self.command,

@@ -368,7 +368,7 @@ pub fn after_bid(me: &Me, own_present: bool, t: &Tally, rules: &Rules) -> Next30
 /// reports. A newcomer is the youngest of all, so every live marker is
 /// ahead of it.
 pub fn newcomer_waits(t_for_newcomer: &Tally, me: &Me, rules: &Rules) -> bool {
-    after_check(me, t_for_newcomer, rules).next != Next10::Bid
+    t_for_newcomer.blocked(me, rules) || after_check(me, t_for_newcomer, rules).next != Next10::Bid
 }
 
 #[cfg(test)]

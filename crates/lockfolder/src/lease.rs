@@ -151,7 +151,11 @@ mod tests {
         assert!(holder_real < successor_real);
         assert!(!expired(lease, t0, t0 + lease));
         assert!(!expired(lease, t0, t0 + lease + lease / 20));
-        assert!(expired(lease, t0, t0 + lease + lease / 20 + Duration::from_millis(1)));
+        assert!(expired(
+            lease,
+            t0,
+            t0 + lease + lease / 20 + Duration::from_millis(1)
+        ));
         // A server timestamp older than the renewal (clock read earlier):
         // never expired.
         assert!(!expired(lease, t0, t0 - Duration::from_secs(5)));

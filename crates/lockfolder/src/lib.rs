@@ -132,15 +132,15 @@ struct ReadmeExample;
 
 pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
 pub use builder::{Builder, OnLost, MIN_LEASE};
-pub use guard::LockGuard;
-pub use policy::ALLOW_FS_ENV;
 pub use error::{Error, Op, Result};
 pub use fsinfo::{Filesystem, FsKind};
+pub use guard::LockGuard;
 pub use identity::{
     FreebsdOwner, LinuxOwner, MacosOwner, Owner, StaleReason, Unjudgeable, WindowsOwner,
     LEGACY_CLOCK_STEP_TOLERANCE,
 };
 pub use names::Token;
+pub use policy::{FsPolicy, ALLOW_FS_ENV};
 pub use protocol::{HANDOVER, KEEP_MAX};
 pub use report::{EntryKind, Holder, Role, State, Status};
 pub use wait::{CancelToken, Waiter, RECHECK};
@@ -187,7 +187,6 @@ impl fmt::Debug for LockFolder {
             .finish()
     }
 }
-
 
 impl LockFolder {
     /// Opens the lock folder at `path`, creating it (and its parents) if
@@ -298,6 +297,13 @@ impl LockFolder {
     /// The filesystem the folder lives on, as identified when it was opened.
     pub fn filesystem(&self) -> &Filesystem {
         self.shared.folder.filesystem()
+    }
+
+    /// Whether lockfolder may lock on that filesystem, and why
+    /// (`docs/safety.md` has the table); a refused one makes every
+    /// acquisition fail with [`Error::FilesystemRefused`].
+    pub fn filesystem_policy(&self) -> FsPolicy {
+        self.shared.fs_policy
     }
 
     /// Whether anything in the folder keeps the lock from being taken right

@@ -300,7 +300,10 @@ mod tests {
             NameKind::Other,
             "malformed side names are not side files"
         );
-        assert_eq!(classify_name(fence_name(42).as_bytes()), NameKind::Fence(42));
+        assert_eq!(
+            classify_name(fence_name(42).as_bytes()),
+            NameKind::Fence(42)
+        );
         assert_eq!(classify_name(b".lockfolder-fence-042"), NameKind::Other);
     }
 

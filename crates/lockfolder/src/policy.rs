@@ -11,6 +11,18 @@ use crate::fsinfo::{Filesystem, FsKind};
 /// [`Filesystem::name`] gives them (`cifs,fuse.rclone`), or `*` for any.
 pub const ALLOW_FS_ENV: &str = "LOCKFOLDER_ALLOW_FS";
 
+/// The policy's answer for a lock folder's filesystem, for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FsPolicy {
+    /// Whether bidding there is allowed.
+    pub accepted: bool,
+    /// Accepted only because the user opted in by name.
+    pub opted_in: bool,
+    /// Why (the evidence, or why it is not shown safe).
+    pub reason: &'static str,
+}
+
 /// What the policy says about a filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -24,9 +36,9 @@ pub(crate) enum Verdict {
 pub(crate) fn judge(fs: &Filesystem) -> Verdict {
     let name = fs.name.as_str();
     match fs.kind {
-        FsKind::Local => Verdict::Accepted(
-            "a local filesystem: one kernel's directory, fresh to every listing",
-        ),
+        FsKind::Local => {
+            Verdict::Accepted("a local filesystem: one kernel's directory, fresh to every listing")
+        }
         FsKind::Network if name.starts_with("nfs") => {
             if fs.has_option("nocto") {
                 Verdict::Refused(
@@ -59,10 +71,27 @@ pub(crate) fn judge(fs: &Filesystem) -> Verdict {
             "a network filesystem lockfolder has no evidence for (its client may cache \
              listings)",
         ),
-        FsKind::Cluster => Verdict::Refused(
-            "a cluster filesystem lockfolder has no evidence for",
-        ),
+        FsKind::Cluster => Verdict::Refused("a cluster filesystem lockfolder has no evidence for"),
         FsKind::Unknown => Verdict::Refused("a filesystem this build cannot identify"),
+    }
+}
+
+/// The policy with the opt-ins applied.
+pub(crate) fn decide(fs: &Filesystem, builder: &[String]) -> FsPolicy {
+    match judge(fs) {
+        Verdict::Accepted(reason) => FsPolicy {
+            accepted: true,
+            opted_in: false,
+            reason,
+        },
+        Verdict::Refused(reason) => {
+            let opted_in = opted_in(fs, builder);
+            FsPolicy {
+                accepted: opted_in,
+                opted_in,
+                reason,
+            }
+        }
     }
 }
 

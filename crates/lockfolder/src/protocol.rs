@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     pub slots: u32,
     /// Whether the folder's filesystem may be locked on.
     pub fs_gate: FsGate,
+    pub fs_policy: crate::policy::FsPolicy,
     /// The lease bids are held under, if any.
     pub lease: Option<Duration>,
     /// Whether holders draw fencing tokens.
@@ -394,7 +395,9 @@ impl Contender {
         loop {
             match self.shared.folder.write_temp(&fence_name(n), b"") {
                 Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < self.max_fence + 64 => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists && n < self.max_fence + 64 =>
+                {
                     n += 1
                 }
                 Err(e) => return Err(e),

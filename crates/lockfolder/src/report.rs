@@ -36,6 +36,15 @@ pub enum State {
 }
 
 impl State {
+    /// One of each state (the stale one with any reason), for tools that
+    /// must name them all.
+    pub const ALL: [State; 4] = [
+        State::Live,
+        State::Stale(StaleReason::Gone),
+        State::Foreign,
+        State::NotABid,
+    ];
+
     /// Whether an entry in this state can keep others out.
     pub fn blocks(&self) -> bool {
         !matches!(self, State::Stale(_))
@@ -77,6 +86,17 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Every kind, for tools that must name them all.
+    pub const ALL: [EntryKind; 7] = [
+        EntryKind::Bid,
+        EntryKind::LegacyBid,
+        EntryKind::Temporary,
+        EntryKind::QueueMarker,
+        EntryKind::Artefact,
+        EntryKind::Fence,
+        EntryKind::Other,
+    ];
+
     /// Short lowercase name: `bid`, `legacy-bid`, `temporary`,
     /// `queue-marker`, `artefact`, `fence`, `other`.
     pub fn as_str(&self) -> &'static str {
@@ -107,6 +127,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, for tools that must name them all.
+    pub const ALL: [Role; 3] = [Role::Holder, Role::Waiter, Role::None];
+
     /// `holder`, `waiter`, `none`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -423,7 +446,13 @@ fn listing(shared: &Shared) -> Result<Vec<Seen>> {
     // by: a bid under a lease whose owner nobody can judge shows as foreign,
     // with the time of its last renewal.
     let mut clock = ServerClock::none();
-    scan::list(&shared.folder, true, &shared.judge(), &mut Cache::default(), &mut clock)
+    scan::list(
+        &shared.folder,
+        true,
+        &shared.judge(),
+        &mut Cache::default(),
+        &mut clock,
+    )
 }
 
 /// Every entry of the folder, judged, nothing removed.
@@ -484,7 +513,13 @@ pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
         Some(name) => ServerClock::from_own(name, false),
         None => ServerClock::none(),
     };
-    let listed = scan::list(&shared.folder, true, &shared.judge(), &mut cache, &mut clock);
+    let listed = scan::list(
+        &shared.folder,
+        true,
+        &shared.judge(),
+        &mut cache,
+        &mut clock,
+    );
     if let Some(name) = &probe {
         let _ = shared.folder.remove(name.as_bytes());
     }

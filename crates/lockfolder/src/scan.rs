@@ -27,7 +27,7 @@ pub(crate) struct Seen {
 pub(crate) enum What {
     Bid {
         token: Token,
-        rec: BidRecord,
+        rec: Box<BidRecord>,
     },
     Side(SideName),
     /// Named like a bid, but its content is not one.
@@ -325,7 +325,10 @@ pub(crate) fn inspect(
             let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
-                what: What::Bid { token, rec },
+                what: What::Bid {
+                    token,
+                    rec: Box::new(rec),
+                },
                 verdict,
             })
         }

@@ -46,12 +46,16 @@ _lockfolder() {
             return 0
             ;;
         lockfolder__subcmd__clean)
-            opts="-h --dry-run --help"
+            opts="-h --dry-run --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --force)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -27,7 +27,7 @@ end
 complete -c lockfolder -n "__fish_lockfolder_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lockfolder -n "__fish_lockfolder_needs_command" -s V -l version -d 'Print version'
 complete -c lockfolder -n "__fish_lockfolder_needs_command" -f -a "run" -d 'Take the lock in DIR, run the command, release the lock'
-complete -c lockfolder -n "__fish_lockfolder_needs_command" -f -a "status" -d 'Show every entry of the lock folder DIR and whether the lock is held'
+complete -c lockfolder -n "__fish_lockfolder_needs_command" -f -a "status" -d 'Show every entry of the lock folder DIR, who holds the lock, who waits, and what a new acquisition would wait for'
 complete -c lockfolder -n "__fish_lockfolder_needs_command" -f -a "clean" -d 'Remove stale bids from the lock folder DIR'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s w -l timeout -d 'Give up after SECONDS (fractions allowed) with the -E code; 0 is -n' -r
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status for a conflict (-n) or a timeout (-w), 0-255' -r
@@ -44,5 +44,6 @@ complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s h -l help 
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand status" -l json -d 'Print JSON (format 1, see the manual) instead of text'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand status" -s q -l quiet -d 'Print nothing; only the exit status tells'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c lockfolder -n "__fish_lockfolder_using_subcommand clean" -l force -d 'Remove this entry (a file name in DIR) although nothing proves its owner gone; repeat for several. Only bids and lockfolder side files, never a bid whose process this machine sees alive' -r
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand clean" -l dry-run -d 'Only show what would be removed'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand clean" -s h -l help -d 'Print help (see more with \'--help\')'
