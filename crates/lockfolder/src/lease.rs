@@ -38,41 +38,72 @@ pub(crate) fn holder_validity(lease: Duration) -> Duration {
     lease * HOLDER_SHARE.0 / HOLDER_SHARE.1
 }
 
-/// The state a holder's renewal thread shares with its guard.
-#[derive(Default)]
+/// What a holder's renewal threads share with its guard.
 struct State {
     lost: AtomicBool,
+    /// Until when (local monotonic clock) the holder may count on its lease:
+    /// the last successful renewal's send time plus its share of the lease.
+    valid_until: Mutex<Instant>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
 
-/// Renews one held bid until dropped.
+impl State {
+    fn valid_until(&self) -> Instant {
+        *self.valid_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Renews one held bid until dropped. Two threads: a *renewer* that touches
+/// the bid every third of the lease (a touch can hang on a network
+/// filesystem whose server is gone), and a *watchdog* that declares the
+/// lease lost the moment its validity ends, whatever the renewer is doing.
 pub(crate) struct Renewer {
     state: Arc<State>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Renewer {
     /// Starts renewing the bid `name`, published (its first stamp) at
     /// `since` by the local monotonic clock.
     pub fn start(shared: Arc<Shared>, name: String, lease: Duration, since: Instant) -> Renewer {
-        let state = Arc::new(State::default());
-        let st = state.clone();
-        let thread = std::thread::Builder::new()
+        let state = Arc::new(State {
+            lost: AtomicBool::new(false),
+            valid_until: Mutex::new(since + holder_validity(lease)),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let mut threads = Vec::new();
+        let (st, sh, n) = (state.clone(), shared.clone(), name.clone());
+        let renewer = std::thread::Builder::new()
+            .name("lockfolder-renew".into())
+            .spawn(move || renew(&sh, &n, lease, since, &st));
+        let (st, sh) = (state.clone(), shared);
+        let watchdog = std::thread::Builder::new()
             .name("lockfolder-lease".into())
-            .spawn(move || renew(&shared, &name, lease, since, &st))
-            .ok();
-        if thread.is_none() {
-            // Without a renewer the lease will lapse: say so at once.
-            state.lost.store(true, Ordering::SeqCst);
+            .spawn(move || watch(&sh, &name, &st));
+        match (renewer, watchdog) {
+            (Ok(a), Ok(b)) => threads.extend([a, b]),
+            (a, b) => {
+                // Without both threads the lease cannot be kept or watched:
+                // say so at once.
+                state.lost.store(true, Ordering::SeqCst);
+                threads.extend(a.ok().into_iter().chain(b.ok()));
+            }
         }
-        Renewer { state, thread }
+        Renewer { state, threads }
     }
 
     /// Whether the lease could not be renewed in time: the lock may be (or
-    /// soon be) someone else's.
+    /// soon be) someone else's. Time-based, so it is true as soon as the
+    /// validity has ended, even if no thread has run since (a paused
+    /// process that wakes up sees it at once).
     pub fn lost(&self) -> bool {
-        self.state.lost.load(Ordering::SeqCst)
+        self.state.lost.load(Ordering::SeqCst) || Instant::now() >= self.state.valid_until()
     }
 }
 
@@ -80,57 +111,74 @@ impl Drop for Renewer {
     fn drop(&mut self) {
         *self.state.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.state.wake.notify_all();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for t in self.threads.drain(..) {
+            // A renewer stuck in a hung touch is left to finish on its own.
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
+    }
+}
+
+/// Sleeps until `until` or until told to stop; `false` if told to stop.
+fn sleep_until(st: &State, until: Instant) -> bool {
+    let mut stop = st.stop.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if *stop {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        stop = st
+            .wake
+            .wait_timeout(stop, until - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
 }
 
 fn renew(shared: &Shared, name: &str, lease: Duration, since: Instant, st: &State) {
     let period = lease / 3;
-    let mut valid_until = since + holder_validity(lease);
     let mut next = since + period;
-    loop {
-        {
-            let mut stop = st.stop.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if *stop {
-                    return;
-                }
-                let now = Instant::now();
-                if now >= next {
-                    break;
-                }
-                stop = st
-                    .wake
-                    .wait_timeout(stop, next - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-        }
+    while sleep_until(st, next) {
         let sent = Instant::now();
         match shared.folder.touch(name.as_bytes()) {
-            Ok(()) => {
-                valid_until = sent + holder_validity(lease);
+            Ok(()) if !st.lost.load(Ordering::SeqCst) && !st.stopped() => {
+                let mut v = st.valid_until.lock().unwrap_or_else(|p| p.into_inner());
+                // Only ever extend, and never revive a lease already lost.
+                if sent < *v {
+                    *v = sent + holder_validity(lease);
+                }
                 next = sent + period;
             }
+            Ok(()) => return,
             // Our bid is gone: someone judged it expired, or removed it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return lose(shared, name, st);
+                st.lost.store(true, Ordering::SeqCst);
+                st.wake.notify_all();
+                return;
             }
-            // Retry soon; the lease still holds until `valid_until`.
+            // Retry soon; the lease still holds until its validity ends.
             Err(_) => next = Instant::now() + period.min(Duration::from_millis(200)),
-        }
-        if Instant::now() >= valid_until {
-            return lose(shared, name, st);
         }
     }
 }
 
-fn lose(shared: &Shared, name: &str, st: &State) {
-    st.lost.store(true, Ordering::SeqCst);
-    if let Some(cb) = &shared.on_lost {
-        cb(&shared.path_of(name.as_bytes()));
+fn watch(shared: &Shared, name: &str, st: &State) {
+    loop {
+        let until = st.valid_until();
+        if !sleep_until(st, until.min(Instant::now() + Duration::from_millis(500))) {
+            return;
+        }
+        if st.lost.load(Ordering::SeqCst) || Instant::now() >= st.valid_until() {
+            st.lost.store(true, Ordering::SeqCst);
+            if let Some(cb) = &shared.on_lost {
+                cb(&shared.path_of(name.as_bytes()));
+            }
+            return;
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod contention;
 mod folder;
 mod hostile;
 mod identity;
+mod leases;
 mod modes;
 mod namespaces;
 mod queue;
@@ -29,6 +30,7 @@ fn main() {
         .chain(folder::TESTS)
         .chain(hostile::TESTS)
         .chain(identity::TESTS)
+        .chain(leases::TESTS)
         .chain(modes::TESTS)
         .chain(namespaces::TESTS)
         .chain(queue::TESTS)
