@@ -122,12 +122,44 @@ pub struct Acquisition {
 #[derive(Debug, Clone)]
 pub struct Arena {
     root: PathBuf,
+    /// Where the marker, counter, occupancy file and overlap reports are:
+    /// `root` itself, or, in a multi-host storm, a folder shared by the
+    /// storms of every host, each with its own `root` below it.
+    probe: PathBuf,
 }
 
 impl Arena {
     /// Creates the layout under `root` (which must exist).
     pub fn create(root: &Path) -> io::Result<Arena> {
-        let a = Arena::open(root);
+        Arena::create_in(Arena::open(root))
+    }
+
+    /// A multi-host storm's arena: this host's own files in `probe/<host>`,
+    /// the detectors in `probe`, shared with the other hosts' storms.
+    pub fn create_shared(probe: &Path, host: &str) -> io::Result<Arena> {
+        let root = probe.join(host);
+        fs::create_dir_all(&root)?;
+        Arena::create_in(Arena::open_shared(&root, probe))
+    }
+
+    /// A shared arena opened by a worker (see [`Arena::create_shared`]).
+    pub fn open_shared(root: &Path, probe: &Path) -> Arena {
+        Arena {
+            root: root.to_path_buf(),
+            probe: probe.to_path_buf(),
+        }
+    }
+
+    /// Whether the detectors are shared with other hosts' storms.
+    pub fn is_shared(&self) -> bool {
+        self.root != self.probe
+    }
+
+    pub fn probe(&self) -> &Path {
+        &self.probe
+    }
+
+    fn create_in(a: Arena) -> io::Result<Arena> {
         for d in [
             a.lock_dir(),
             a.tmp_dir(),
@@ -143,6 +175,7 @@ impl Arena {
     pub fn open(root: &Path) -> Arena {
         Arena {
             root: root.to_path_buf(),
+            probe: root.to_path_buf(),
         }
     }
 
@@ -153,13 +186,13 @@ impl Arena {
         self.root.join("lock")
     }
     pub fn marker(&self) -> PathBuf {
-        self.root.join("marker")
+        self.probe.join("marker")
     }
     pub fn counter(&self) -> PathBuf {
-        self.root.join("counter")
+        self.probe.join("counter")
     }
     pub fn occupied(&self) -> PathBuf {
-        self.root.join("occupied")
+        self.probe.join("occupied")
     }
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
@@ -168,7 +201,7 @@ impl Arena {
         self.root.join("log")
     }
     pub fn overlap_dir(&self) -> PathBuf {
-        self.root.join("overlaps")
+        self.probe.join("overlaps")
     }
     pub fn error_dir(&self) -> PathBuf {
         self.root.join("errors")
@@ -222,37 +255,65 @@ impl Arena {
         read_all(&self.error_dir())
     }
 
-    /// Every acquisition logged by any worker.
+    /// Every acquisition logged by any worker of this storm.
     pub fn acquisitions(&self) -> io::Result<Vec<Acquisition>> {
+        read_logs(&self.log_dir())
+    }
+
+    /// Every acquisition logged by any worker of every storm sharing the
+    /// detectors (the same as [`Arena::acquisitions`] unless shared); tags
+    /// are prefixed with the host folder's name.
+    pub fn all_acquisitions(&self) -> io::Result<Vec<Acquisition>> {
+        if !self.is_shared() {
+            return self.acquisitions();
+        }
         let mut out = Vec::new();
-        for entry in fs::read_dir(self.log_dir())? {
+        for entry in fs::read_dir(&self.probe)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let tag = name.trim_end_matches(".log").to_owned();
-            for line in fs::read_to_string(entry.path())?.lines() {
-                let f: Vec<&str> = line.split(' ').collect();
-                // A line is written by one write(2); anything else would be
-                // a bug here, so it is reported rather than skipped.
-                let parsed = (|| {
-                    Some(Acquisition {
-                        tag: tag.clone(),
-                        value: f.first()?.parse().ok()?,
-                        at_ns: f.get(1)?.parse().ok()?,
-                        pid: f.get(2)?.parse().ok()?,
-                        cleared: *f.get(3)? == "1",
-                    })
-                })();
-                out.push(parsed.ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("bad log line in {name}: {line:?}"),
-                    )
-                })?);
+            let log = entry.path().join("log");
+            if log.is_dir() {
+                let host = entry.file_name().to_string_lossy().into_owned();
+                for mut a in read_logs(&log)? {
+                    a.tag = format!("{host}/{}", a.tag);
+                    out.push(a);
+                }
             }
         }
         Ok(out)
     }
+}
 
+fn read_logs(dir: &Path) -> io::Result<Vec<Acquisition>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let tag = name.trim_end_matches(".log").to_owned();
+        for line in fs::read_to_string(entry.path())?.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            // A line is written by one write(2); anything else would be
+            // a bug here, so it is reported rather than skipped.
+            let parsed = (|| {
+                Some(Acquisition {
+                    tag: tag.clone(),
+                    value: f.first()?.parse().ok()?,
+                    at_ns: f.get(1)?.parse().ok()?,
+                    pid: f.get(2)?.parse().ok()?,
+                    cleared: *f.get(3)? == "1",
+                })
+            })();
+            out.push(parsed.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad log line in {name}: {line:?}"),
+                )
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+impl Arena {
     /// The counter's final value.
     pub fn counter_value(&self) -> io::Result<u64> {
         read_counter(&self.counter())

@@ -65,6 +65,11 @@ enum Cmd {
         /// folder empty (a network filesystem's directory cache).
         #[arg(long, default_value_t = 0.0)]
         settle_secs: f64,
+        /// Multi-host storm: keep the detectors in this local folder, shared
+        /// with the storms of other hosts (PID/UTS namespaces of one kernel)
+        /// on the same lock folder; this storm's files go to DIR/<hostname>.
+        #[arg(long)]
+        shared: Option<PathBuf>,
         /// Keep the arena even if the storm passes (it is always kept on
         /// failure).
         #[arg(long)]
@@ -129,6 +134,9 @@ struct Part {
     /// The lock folder (default: `lock/` in the arena).
     #[arg(long)]
     lock: Option<PathBuf>,
+    /// Where the detectors are, if not in the arena (a multi-host storm).
+    #[arg(long)]
+    probe: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     jitter_us: u64,
 }
@@ -148,6 +156,7 @@ fn main() -> ExitCode {
             quiet_secs,
             wake_limit_ms,
             settle_secs,
+            shared,
             keep,
             mutant_no_lock,
         } => {
@@ -164,6 +173,7 @@ fn main() -> ExitCode {
                 quiet: secs(quiet_secs),
                 wake_limit: Duration::from_millis(wake_limit_ms),
                 settle: secs(settle_secs),
+                shared,
                 keep,
                 mutant_no_lock,
             };
@@ -212,7 +222,7 @@ fn main() -> ExitCode {
         } => finish(
             &part,
             worker::run_worker(
-                &Arena::open(&part.arena),
+                &part.arena(),
                 &part.lock_dir(),
                 &part.tag,
                 part.jitter_us,
@@ -222,12 +232,12 @@ fn main() -> ExitCode {
         ),
         Cmd::Cs(part) => finish(
             &part,
-            worker::run_cs(&Arena::open(&part.arena), &part.tag, part.jitter_us),
+            worker::run_cs(&part.arena(), &part.tag, part.jitter_us),
         ),
         Cmd::CliWorker { cli, part } => finish(
             &part,
             worker::run_cli_worker(
-                &Arena::open(&part.arena),
+                &part.arena(),
                 &part.lock_dir(),
                 &cli,
                 &part.tag,
@@ -238,6 +248,13 @@ fn main() -> ExitCode {
 }
 
 impl Part {
+    fn arena(&self) -> Arena {
+        match &self.probe {
+            Some(p) => Arena::open_shared(&self.arena, p),
+            None => Arena::open(&self.arena),
+        }
+    }
+
     fn lock_dir(&self) -> PathBuf {
         self.lock
             .clone()

@@ -50,6 +50,13 @@ pub struct StormOptions {
     /// How long the storm keeps running with the killer quiet, at least
     /// (it also waits until every survivor has acquired once).
     pub quiet: Duration,
+    /// Multi-host storm: the detectors (marker, counter, occupancy flock,
+    /// overlap reports) live in this folder, shared with the storms of other
+    /// hosts (PID and UTS namespaces) on the same lock folder; this storm's
+    /// own files go to `<shared>/<host name>`. The lock folder may then hold
+    /// other hosts' bids: leftovers are reported, not failed, and unlogged
+    /// counter values are not held against this storm's kills.
+    pub shared: Option<PathBuf>,
     /// How long the leftover check may wait for a stale listing to catch up
     /// (a network filesystem's directory cache); zero checks once.
     pub settle: Duration,
@@ -74,6 +81,7 @@ impl Default for StormOptions {
             dirs: Vec::new(),
             quiet: Duration::ZERO,
             settle: Duration::ZERO,
+            shared: None,
             mutant_no_lock: false,
         }
     }
@@ -109,6 +117,8 @@ impl Kills {
 #[derive(Debug, Default)]
 pub struct Report {
     pub mode: &'static str,
+    /// A multi-host storm (`StormOptions::shared`).
+    pub shared: bool,
     pub workers: usize,
     pub seconds: f64,
     pub arena: PathBuf,
@@ -172,7 +182,7 @@ impl Report {
                 self.lost_updates, self.impossible_values
             ));
         }
-        if self.lost_log_lines > self.kills.total() {
+        if self.lost_log_lines > self.kills.total() && !self.shared {
             f.push(format!(
                 "{} counter values never logged but only {} kills",
                 self.lost_log_lines,
@@ -201,7 +211,7 @@ impl Report {
         if !self.wedged.is_empty() {
             f.push(format!("wedged: {}", self.wedged.join("; ")));
         }
-        if !self.leftovers.is_empty() {
+        if !self.leftovers.is_empty() && !self.shared {
             f.push(format!(
                 "left in the lock folder: {}",
                 self.leftovers.join(", ")
@@ -226,7 +236,7 @@ impl Report {
     pub fn summary_line(&self) -> String {
         let k = &self.kills;
         let mut s = format!(
-            "lockfolder-storm: {} mode={} workers={} seconds={} acquisitions={} counter={} \
+            "lockfolder-storm: {} mode={}{} workers={} seconds={} acquisitions={} counter={} \
              kills={} kills_random={} kills_on_bid={} kills_on_marker={} kills_worker={} \
              kills_launcher={} kills_command={} stale_markers_cleared={} overlaps={} \
              lost_updates={} lost_log_lines={} unexpected_exits={} worker_errors={} \
@@ -234,6 +244,7 @@ impl Report {
              dirs={} acquisitions_per_dir={} settled_ms={} wedged={} leftovers={}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.mode,
+            if self.shared { "-shared" } else { "" },
             self.workers,
             self.seconds,
             self.acquisitions,
@@ -285,6 +296,7 @@ fn ms(d: Option<Duration>) -> String {
 
 /// The worker slot a log tag belongs to (`w3-g17` or `slot3` → 3).
 fn slot_of(tag: &str) -> Option<usize> {
+    let tag = tag.rsplit('/').next()?;
     let rest = tag.strip_prefix("slot").or_else(|| tag.strip_prefix('w'))?;
     rest.split('-').next()?.parse().ok()
 }
@@ -333,6 +345,8 @@ impl Driver {
             .arg(self.arena.root())
             .arg("--lock")
             .arg(lock)
+            .arg("--probe")
+            .arg(self.arena.probe())
             .args([
                 "--tag",
                 &tag,
@@ -497,19 +511,26 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
         .prefix("lockfolder-storm-")
         .tempdir_in(&base)
         .map_err(|e| format!("temp dir in {}: {e}", base.display()))?;
-    let arena = Arena::create(temp.path()).map_err(|e| format!("arena: {e}"))?;
+    let arena = match &opts.shared {
+        None => Arena::create(temp.path()),
+        Some(probe) => {
+            crate::arena::Me::current().and_then(|me| Arena::create_shared(probe, me.host.as_str()))
+        }
+    }
+    .map_err(|e| format!("arena: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let lock_dirs = if opts.dirs.is_empty() {
         vec![arena.lock_dir()]
     } else {
-        prepare_dirs(&opts.dirs)?
+        prepare_dirs(&opts.dirs, opts.shared.is_some())?
     };
     let mut d = Driver {
         report: Report {
             mode: if opts.cli.is_some() { "cli" } else { "lib" },
             workers: opts.workers,
             seconds: opts.seconds,
-            arena: temp.path().to_path_buf(),
+            arena: arena.root().to_path_buf(),
+            shared: opts.shared.is_some(),
             ..Report::default()
         },
         opts,
@@ -539,10 +560,11 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
 /// The same folder through several paths: made through the first (it must
 /// be new or empty), then waited for through the others, for as long as a
 /// network filesystem's lookup cache may take.
-fn prepare_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, String> {
     let first = &dirs[0];
     fs::create_dir_all(first).map_err(|e| format!("create {}: {e}", first.display()))?;
-    if let Some(name) = list(first)?.first() {
+    // Other hosts' storms may already be bidding in a shared one.
+    if let Some(name) = list(first)?.first().filter(|_| !shared) {
         return Err(format!(
             "lock folder {} is not empty ({name}); give a new folder",
             first.display()
@@ -576,8 +598,11 @@ fn storm(d: &mut Driver) -> Result<(), String> {
             .map_err(|e| err(&format!("watch {}", dir.display()), e))?;
         lock_wds.push((wd, dir.clone()));
     }
-    let root_wd = inotify::add_watch(&inot, d.arena.root(), WatchFlags::CREATE)
+    let root_wd = inotify::add_watch(&inot, d.arena.probe(), WatchFlags::CREATE)
         .map_err(|e| err("watch arena", e))?;
+    let own_host = crate::arena::Me::current()
+        .ok()
+        .map(|me| me.host.as_str().to_owned());
     let mut buf = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
     let mut reader = inotify::Reader::new(&inot, &mut buf);
 
@@ -637,8 +662,13 @@ fn storm(d: &mut Driver) -> Result<(), String> {
                 && name == "marker"
                 && fastrand::u32(0..100) < d.opts.cs_kill_percent
             {
+                // Only a marker of this host names one of our PIDs.
                 let pid = fs::read_to_string(d.arena.marker())
                     .ok()
+                    .filter(|t| {
+                        let host = t.split_ascii_whitespace().nth(3);
+                        host.is_none_or(|h| Some(h) == own_host.as_deref())
+                    })
                     .and_then(|t| pid_in(&t));
                 targets.extend(pid.map(|p| (p, false)));
             }
@@ -827,7 +857,7 @@ fn check_leftovers(d: &mut Driver) -> Result<(), String> {
 fn check_gaps(d: &mut Driver, start_ns: u64, stop_ns: u64, end_ns: u64) -> Result<(), String> {
     let mut at: Vec<u64> = d
         .arena
-        .acquisitions()
+        .all_acquisitions()
         .map_err(|e| format!("logs: {e}"))?
         .iter()
         .map(|a| a.at_ns)
@@ -865,7 +895,10 @@ fn list(dir: &Path) -> Result<Vec<String>, String> {
 
 /// The second detector: every counter value is logged at most once.
 fn check_counter(d: &mut Driver) -> Result<(), String> {
-    let acq = d.arena.acquisitions().map_err(|e| format!("logs: {e}"))?;
+    let acq = d
+        .arena
+        .all_acquisitions()
+        .map_err(|e| format!("logs: {e}"))?;
     let counter = d
         .arena
         .counter_value()

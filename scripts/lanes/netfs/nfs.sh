@@ -19,10 +19,11 @@
 # The payload runs in the guest as root, with PATH=/usr/sbin:/usr/bin; every
 # argument of CMD that names a file on this machine is copied into the guest
 # at the same path (with the libraries `ldd` lists), and so is every
-# --include FILE. Every NETFS_* environment variable is passed on. Without
-# `-- CMD` the payload is payload.sh with lockfolder-storm (freshness probe,
-# then a 60 s storm; see payload.sh for its variables); its probes live on
-# the guest's local tmpfs (NETFS_LOCAL=/tmp).
+# --include FILE. Every NETFS_* environment variable is passed on, and
+# lockfolder-storm is always in the guest, named by NETFS_STORM_BIN. Without
+# `-- CMD` the payload is payload.sh (freshness probe, then a 60 s storm; see
+# payload.sh for its variables), or multihost.sh with --hosts; the probes
+# live on the guest's local tmpfs (NETFS_LOCAL=/tmp).
 #
 # Multi-host mode (--hosts N, N >= 2): the export is mounted N times, mount
 # k through 127.0.0.(k+1) (with v40 each is its own NFS client), and N
@@ -77,9 +78,7 @@ nf_apt qemu-system-x86 linux-image-amd64 busybox-static nfs-kernel-server kmod c
 nf_end
 
 nf_begin build
-if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
-    NF_STORM=$(nf_storm_bin)
-fi
+NF_STORM=$(nf_storm_bin)
 nf_end
 
 nf_begin initramfs
@@ -130,12 +129,15 @@ for m in nfsd nfsv3 nfsv4; do
 done | awk '!seen[$0]++' >"$root/netfs/modules"
 while read -r ko; do cp --parents "$ko" "$root/"; done <"$root/netfs/modules"
 
-# The payload.
-if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
-    put "$NF_STORM"
+# The payload. lockfolder-storm is always there, named by NETFS_STORM_BIN.
+put "$NF_STORM"
+export NETFS_STORM_BIN=$NF_STORM
+if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ] && [ "$hosts" -gt 1 ]; then
+    cp "$NF_DIR/multihost.sh" "$root/netfs/multihost.sh"
+    payload=(sh /netfs/multihost.sh)
+elif [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
     cp "$NF_DIR/payload.sh" "$root/netfs/payload.sh"
     payload=(sh /netfs/payload.sh)
-    export NETFS_STORM_BIN=$NF_STORM
 else
     payload=("${NF_PAYLOAD_CMD[@]}")
     for a in "${payload[@]}"; do
@@ -177,7 +179,7 @@ timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
     -display none -monitor none -serial stdio -no-reboot \
     -kernel "/boot/vmlinuz-$kver" -initrd "$tmp/initramfs.cpio" \
     -append "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init" \
-    </dev/null 2>"$tmp/qemu.err" | tr -d '\r' | tee "$tmp/console.log"
+    </dev/null 2>"$tmp/qemu.err" | sed -u 's/\r$//' | tee "$tmp/console.log"
 qrc=${PIPESTATUS[0]}
 set -e
 [ "$qrc" = 124 ] && nf_say "the guest did not finish within ${timeout}s"
