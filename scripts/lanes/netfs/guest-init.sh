@@ -8,8 +8,9 @@ export PATH=/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-mount -t tmpfs tmp /tmp
-mount -t tmpfs run /run
+# No tmpfs over /tmp or /run: the initramfs (itself a tmpfs) is writable,
+# and files nfs.sh copied in at their paths on the host (say, under /tmp)
+# must stay visible.
 mount -t tmpfs shared /shared
 exec </dev/null >/dev/console 2>&1
 . /netfs/env
@@ -34,6 +35,7 @@ fail() {
 }
 echo "@@netfs step boot $T"
 
+hostname netfs-guest
 ip link set lo up || fail "lo"
 while read -r ko; do
     insmod "$ko" || fail "insmod $ko"

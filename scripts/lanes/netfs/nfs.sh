@@ -154,6 +154,9 @@ else
 fi
 for f in "${includes[@]}"; do put "$(realpath "$f")"; done
 export NETFS_LOCAL=${NETFS_LOCAL:-/tmp}
+# Starting a worker process takes ~10x longer under TCG: kill less often, or
+# the killer outpaces the acquisitions.
+export NETFS_KILL_EVERY_MS=${NETFS_KILL_EVERY_MS:-400}
 {
     printf 'NETFS_OPTS=%q\nNETFS_NHOSTS=%q\n' "$opts" "$hosts"
     printf 'set --'

@@ -15,7 +15,9 @@
 #   NETFS_STORM_BIN       the lockfolder-storm binary (lockfolder-storm)
 #   NETFS_LOCAL           local folder for the storm's probes (/tmp)
 #   NETFS_STORM_SECONDS   killing time of the storm (60)
-#   NETFS_STORM_ARGS      more storm options (e.g. "--kill-every-ms 100")
+#   NETFS_KILL_EVERY_MS   mean time between random kills (50; nfs.sh: 400,
+#                         since starting a worker in the TCG guest is slow)
+#   NETFS_STORM_ARGS      more storm options (e.g. "--bid-kill-percent 5")
 #   NETFS_WAKE_LIMIT_MS   wedge bound while the killer is quiet (5000)
 #   NETFS_FRESH_TRIALS    trials per look (100)
 #   NETFS_FRESH_SECONDS   budget of the freshness probe (60)
@@ -51,7 +53,7 @@ case ",$parts," in *,storm,*)
     # shellcheck disable=SC2086 # NETFS_STORM_ARGS is a list of words
     "$storm" storm --workers 4 --seconds "${NETFS_STORM_SECONDS:-60}" \
         --dirs "$m1/$run/lock,$m2/$run/lock" --probe-dir "${NETFS_LOCAL:-/tmp}" \
-        --quiet-secs 5 --wake-limit-ms "${NETFS_WAKE_LIMIT_MS:-5000}" --settle-secs 30 \
+        --kill-every-ms "${NETFS_KILL_EVERY_MS:-50}" --quiet-secs 5 --wake-limit-ms "${NETFS_WAKE_LIMIT_MS:-5000}" --settle-secs 30 \
         ${NETFS_STORM_ARGS:-} >"$out" || s=$?
     cat "$out"
     if [ "${NETFS_EXPECT_REFUSAL:-0}" = 1 ]; then
