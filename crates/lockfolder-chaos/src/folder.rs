@@ -1,23 +1,22 @@
 //! The one place where the chaos crate opens a lock folder.
 //!
 //! Every worker, the leftover check and the multi-host storm come through
-//! [`open`], so that a filesystem policy of the core has exactly one place
-//! to be wired in. The core is about to refuse network and other unsafe
-//! filesystems by default, with an opt-in (planned: a builder call such as
-//! `lockfolder::Builder::allow_filesystem(...)`, or the `LOCKFOLDER_ALLOW_FS`
-//! environment variable). The network-filesystem beds
-//! (`scripts/lanes/netfs/`) storm such folders on purpose, to measure what
-//! happens there: when that opt-in lands, pass it here, driven by
-//! [`ALLOW_FS_ENV`] so that a bed can choose per run between "refuses by
-//! name" and "stormed anyway". `lockfolder run` (the CLI storm) reads the
-//! same environment variable itself, since it is inherited.
+//! [`open`]. The core refuses filesystems it has no evidence for unless
+//! opted in by name; it reads the opt-in from [`ALLOW_FS_ENV`] itself, so a
+//! bed chooses per run between "refused by name" and "stormed anyway" by
+//! setting that variable (inherited by every worker, and by `lockfolder
+//! run` in the CLI storm). [`LEASE_ENV`] makes every worker hold its bids
+//! under a lease, for storms between "hosts" that cannot judge each other.
 
 use lockfolder::LockFolder;
 use std::path::Path;
 
 /// The environment variable the beds set to opt in to a filesystem the core
-/// would refuse. Nothing reads it yet: see the module comment.
-pub const ALLOW_FS_ENV: &str = "LOCKFOLDER_ALLOW_FS";
+/// would refuse (read by the core).
+pub const ALLOW_FS_ENV: &str = lockfolder::ALLOW_FS_ENV;
+
+/// Milliseconds of lease for every worker's bids (unset: no lease).
+pub const LEASE_ENV: &str = "LOCKFOLDER_STORM_LEASE_MS";
 
 /// Opens an existing lock folder (it is never created here: a lock folder
 /// made through one mount must be the one every other mount sees).
@@ -30,6 +29,11 @@ pub fn open(path: &Path, label: Option<&str>) -> Result<LockFolder, lockfolder::
     if let Some(label) = label {
         b = b.label(label);
     }
-    // Wire the filesystem opt-in here (see above).
+    if let Some(ms) = std::env::var(LEASE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        b = b.lease(std::time::Duration::from_millis(ms));
+    }
     b.open()
 }

@@ -300,7 +300,16 @@ pub(crate) fn inspect(
             }
         }
         NameKind::Bid(token) => {
-            let rec = match cache.records.get(&raw.name) {
+            // On a network filesystem a listing made without a change of our
+            // own may still show a bid deleted elsewhere (a stale directory
+            // cache); opening it is fresh (close-to-open), so re-read it
+            // instead of trusting what we read under that name before, and
+            // a deleted one counts as gone instead of holding the queue.
+            let cached = match folder.filesystem().single_kernel() {
+                true => cache.records.get(&raw.name),
+                false => None,
+            };
+            let rec = match cached {
                 Some(rec) => rec.clone(),
                 None => match folder.read_entry(&raw.name) {
                     Content::Vanished => return None,
