@@ -30,6 +30,9 @@ pub const CANTCREAT: i32 = 73;
 pub const IOERR: i32 = 74;
 /// Permission denied on the lock folder.
 pub const NOPERM: i32 = 77;
+/// `EX_CONFIG`: the folder's filesystem is not one lockfolder locks on
+/// without an explicit opt-in (`--allow-fs`).
+pub const CONFIG: i32 = 78;
 /// The command was found but cannot be executed.
 pub const NOT_EXECUTABLE: i32 = 126;
 /// The command was not found.
@@ -62,6 +65,7 @@ pub fn code_for(err: &Error, ctx: Context) -> i32 {
         },
         Error::InvalidInput { .. } => USAGE,
         Error::SlotsMismatch { .. } => DATAERR,
+        Error::FilesystemRefused { .. } => CONFIG,
         Error::Unsupported { .. } => OSERR,
         Error::WithdrawFailed { .. } => IOERR,
         Error::Io { op, source, .. } => match op {
@@ -121,12 +125,12 @@ pub struct Documented {
 pub const DOCUMENTED: &[Documented] = &[
     Documented {
         code: "0",
-        meaning: "success; status: the lock is free",
+        meaning: "success; status: a new acquisition would get the lock now",
         scope: Scope::All,
     },
     Documented {
         code: "1",
-        meaning: "status: the lock is held; run: the default conflict code",
+        meaning: "status: a new acquisition would wait; run: the default conflict code",
         scope: Scope::All,
     },
     Documented {
@@ -178,6 +182,11 @@ pub const DOCUMENTED: &[Documented] = &[
         code: "77",
         meaning: "permission denied",
         scope: Scope::All,
+    },
+    Documented {
+        code: "78",
+        meaning: "the folder's filesystem is refused without --allow-fs",
+        scope: Scope::Run,
     },
     Documented {
         code: "126",

@@ -144,6 +144,26 @@ struct RunArgs {
     #[arg(long, value_name = "WHAT", value_enum, default_value_t = HoldWhile::Group)]
     hold_while: HoldWhile,
 
+    /// Hold the lock under a lease of SECONDS (at least 1): this launcher
+    /// renews the bid; a machine that cannot judge our processes (another
+    /// host sharing the folder) may remove it once it has not been renewed
+    /// for the lease. If the lease cannot be renewed in time the command
+    /// gets SIGTERM. Implies --fencing. Killing the launcher kills the
+    /// command (Linux).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_lease)]
+    lease: Option<Duration>,
+
+    /// Draw a fencing token (larger than every earlier holder's) and give it
+    /// to the command in the environment as LOCKFOLDER_FENCE.
+    #[arg(long)]
+    fencing: bool,
+
+    /// Accept the filesystem NAME (as `lockfolder status` names it: cifs,
+    /// fuse.rclone, ... or `*`) although lockfolder has no evidence it is
+    /// safe there. Repeat for several. LOCKFOLDER_ALLOW_FS does the same.
+    #[arg(long = "allow-fs", value_name = "NAME")]
+    allow_fs: Vec<String>,
+
     /// Run SHELL_COMMAND with `/bin/sh -c` instead of COMMAND.
     #[arg(
         short = 'c',
@@ -264,6 +284,19 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
+/// `--lease SECONDS`: a finite number of seconds, at least the core's
+/// minimum.
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    let d = parse_seconds(s)?;
+    if d < lockfolder::MIN_LEASE || d == Duration::MAX {
+        return Err(format!(
+            "`{s}`: a lease must be at least {} s and finite",
+            lockfolder::MIN_LEASE.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
 /// What the command line asks for, checked and converted.
 #[derive(Debug)]
 enum Action {
@@ -305,6 +338,9 @@ fn parse(args: Vec<OsString>) -> Result<Action, clap::Error> {
                 shared: a.shared,
                 slots: a.slots.unwrap_or(1),
                 hold_while: a.hold_while,
+                lease: a.lease,
+                fencing: a.fencing,
+                allow_fs: a.allow_fs,
             })
         }
         Command::Status(a) => Action::Status {

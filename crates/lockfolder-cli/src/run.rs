@@ -71,6 +71,13 @@ pub struct Options {
     pub shared: bool,
     pub slots: u32,
     pub hold_while: HoldWhile,
+    /// Hold the lock under a lease of this period (renewed by this
+    /// launcher); implies a fencing token.
+    pub lease: Option<Duration>,
+    /// Draw a fencing token and give it to the command as LOCKFOLDER_FENCE.
+    pub fencing: bool,
+    /// Filesystems accepted by explicit opt-in.
+    pub allow_fs: Vec<String>,
 }
 
 /// How often the wait comes up for air (status line, deadline). The core
@@ -130,7 +137,8 @@ pub fn command_line(argv: &[OsString]) -> String {
 
 /// `lockfolder run`.
 pub fn run(o: Options) -> i32 {
-    let prepared = match Prepared::new(&o.argv) {
+    let fencing = o.fencing || o.lease.is_some();
+    let mut prepared = match Prepared::new(&o.argv, fencing) {
         Ok(p) => p,
         Err(PrepareError::NotFound(p)) => {
             return exit::fail_at(
@@ -164,13 +172,13 @@ pub fn run(o: Options) -> i32 {
             )
         }
     };
-    run_gated(&o, &prepared, &mut signals)
+    run_gated(&o, &mut prepared, &mut signals)
 }
 
-fn run_gated(o: &Options, prepared: &Prepared, signals: &mut Signals) -> i32 {
+fn run_gated(o: &Options, prepared: &mut Prepared, signals: &mut Signals) -> i32 {
     let cmdline = command_line(&o.argv);
     let own_group = o.hold_while == HoldWhile::Group;
-    let mut child = match sys::spawn_gated(prepared, signals, own_group) {
+    let mut child = match sys::spawn_gated(prepared, signals, own_group, o.lease.is_some()) {
         Ok(c) => c,
         Err(e) => {
             return exit::fail_at(
@@ -182,6 +190,7 @@ fn run_gated(o: &Options, prepared: &Prepared, signals: &mut Signals) -> i32 {
     };
     // From here on, every early return before "go" drops `child` without
     // it: the child exits without running the command.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut builder = LockFolder::builder(&o.dir)
         .owner_pid(child.pid())
         .command(cmdline.clone())
@@ -194,6 +203,33 @@ fn run_gated(o: &Options, prepared: &Prepared, signals: &mut Signals) -> i32 {
     }
     if let Some(l) = &o.label {
         builder = builder.label(l.clone());
+    }
+    for fs in &o.allow_fs {
+        builder = builder.allow_filesystem(fs.clone());
+    }
+    if o.fencing {
+        builder = builder.fencing(true);
+    }
+    if let Some(lease) = o.lease {
+        // A lease that cannot be renewed in time: the lock may soon be
+        // someone else's, so the command must stop.
+        let (pid, dir, quiet) = (child.pid(), o.dir.clone(), o.quiet);
+        let running = running.clone();
+        builder = builder.lease(lease).on_lost(move |bid| {
+            if !quiet {
+                exit::report(format_args!(
+                    "{}: the lease on {} could not be renewed in time; the lock may \
+                     be someone else's now: sending SIGTERM to the command",
+                    dir.display(),
+                    bid.display()
+                ));
+            }
+            // Only while the command is not yet reaped: its PID (and group
+            // number) cannot have been recycled.
+            if running.load(std::sync::atomic::Ordering::SeqCst) {
+                sys::terminate(pid, own_group);
+            }
+        });
     }
     let folder = match builder.open() {
         Ok(f) => f,
@@ -215,7 +251,7 @@ fn run_gated(o: &Options, prepared: &Prepared, signals: &mut Signals) -> i32 {
         }
         return exit::signalled(signo);
     }
-    match child.go() {
+    match child.go(guard.fencing_token()) {
         Ok(()) => {}
         Err(GoError::Died(ended)) => {
             release(guard);
@@ -240,26 +276,36 @@ fn run_gated(o: &Options, prepared: &Prepared, signals: &mut Signals) -> i32 {
             );
         }
     }
-    let ended =
-        match fault::check(fault::Point::WaitForCommand).and_then(|()| child.supervise(signals)) {
-            Ok(e) => e,
-            Err(e) => {
-                // We cannot tell whether the command still runs. Releasing
-                // could let a second holder in beside it; leaving the bid is
-                // safe: it names the command (and its group), so it is live
-                // exactly as long as they are, then stale.
-                guard.leak();
-                drop(child);
-                return exit::fail_at(
-                    &o.dir,
-                    format_args!(
+    let supervised =
+        fault::check(fault::Point::WaitForCommand).and_then(|()| child.supervise(signals));
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ended = match supervised {
+        Ok(e) => e,
+        Err(e) => {
+            // We cannot tell whether the command still runs. Releasing
+            // could let a second holder in beside it; leaving the bid is
+            // safe: it names the command (and its group), so it is live
+            // exactly as long as they are, then stale.
+            guard.leak();
+            drop(child);
+            return exit::fail_at(
+                &o.dir,
+                format_args!(
                     "waiting for the command: {e}; the lock stays with the command until it exits"
                 ),
-                    exit::OSERR,
-                );
-            }
-        };
-    if own_group && sys::group_alive(child.pid()) {
+                exit::OSERR,
+            );
+        }
+    };
+    if own_group && o.lease.is_some() {
+        // Only this launcher renews the lease: it stays until the command's
+        // background processes are gone too, renewing, rather than leave
+        // them running under a lease that would lapse.
+        while sys::group_alive(child.pid()) && !guard.lost() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        release(guard);
+    } else if own_group && sys::group_alive(child.pid()) {
         // Background processes of the command run on: the lock stays with
         // them (the bid names their group), as flock(1)'s lock stays with
         // the children that inherited its descriptor. It is stale once the

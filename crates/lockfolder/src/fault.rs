@@ -15,6 +15,24 @@ pub(crate) fn check(_op: Op, _name: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Release builds: the filesystem is what it is.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn fs_override() -> Option<String> {
+    None
+}
+
+/// Debug builds: `LOCKFOLDER_FAULT=fs=NAME` makes every folder look like it
+/// is on a FUSE filesystem called `NAME` (one lockfolder has no evidence
+/// for), so tests reach the refusal and the opt-in without mounting one.
+#[cfg(debug_assertions)]
+pub(crate) fn fs_override() -> Option<String> {
+    std::env::var("LOCKFOLDER_FAULT").ok().and_then(|v| {
+        v.split(',')
+            .find_map(|f| f.trim().strip_prefix("fs=").map(str::to_owned))
+    })
+}
+
 /// Debug builds (the integration tests' child processes): the environment
 /// variable `LOCKFOLDER_FAULT` names operations (`renew`) that fail with
 /// `EIO` in every thread of the process, so a test can make, say, a real

@@ -64,7 +64,7 @@ _lockfolder() {
             return 0
             ;;
         lockfolder__subcmd__run)
-            opts="-n -w -E -q -v -s -c -h --nonblock --timeout --conflict-exit-code --quiet --verbose --label --shared --slots --hold-while --command --help"
+            opts="-n -w -E -q -v -s -c -h --nonblock --timeout --conflict-exit-code --quiet --verbose --label --shared --slots --hold-while --lease --fencing --allow-fs --command --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -96,6 +96,14 @@ _lockfolder() {
                     ;;
                 --hold-while)
                     COMPREPLY=($(compgen -W "group command" -- "${cur}"))
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-fs)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --command)

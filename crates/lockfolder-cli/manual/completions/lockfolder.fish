@@ -35,11 +35,14 @@ complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l label -d '
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l slots -d 'Counting semaphore: at most N holders at once. Every user of DIR must give the same N' -r
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l hold-while -d 'How long the lock is held: `group` (default) until the command and every process left in its process group have exited, like flock(1); `command` until the command itself exits (it then stays in lockfolder\'s process group)' -r -f -a "group\t'Until the command and every process of its process group are gone (background children included), like flock(1)'
 command\t'Until the command\'s own process exits; background children it left run on without the lock'"
+complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l lease -d 'Hold the lock under a lease of SECONDS (at least 1): this launcher renews the bid; a machine that cannot judge our processes (another host sharing the folder) may remove it once it has not been renewed for the lease. If the lease cannot be renewed in time the command gets SIGTERM. Implies --fencing. Killing the launcher kills the command (Linux)' -r
+complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l allow-fs -d 'Accept the filesystem NAME (as `lockfolder status` names it: cifs, fuse.rclone, ... or `*`) although lockfolder has no evidence it is safe there. Repeat for several. LOCKFOLDER_ALLOW_FS does the same' -r
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s c -l command -d 'Run SHELL_COMMAND with `/bin/sh -c` instead of COMMAND' -r
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s n -l nonblock -d 'Fail at once (with the -E code) if the lock is held'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s q -l quiet -d 'No status line while waiting, no message on conflict or timeout'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s v -l verbose -d 'Say how long the wait for the lock took, and when the lock stays with background processes'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s s -l shared -d 'Take a shared (reader) lock: any number of shared holders run at once, never together with an exclusive one'
+complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -l fencing -d 'Draw a fencing token (larger than every earlier holder\'s) and give it to the command in the environment as LOCKFOLDER_FENCE'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand status" -l json -d 'Print JSON (format 1, see the manual) instead of text'
 complete -c lockfolder -n "__fish_lockfolder_using_subcommand status" -s q -l quiet -d 'Print nothing; only the exit status tells'

@@ -60,7 +60,14 @@ pub struct Prepared {
     _envp: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     envp_ptrs: Vec<*const libc::c_char>,
+    /// `LOCKFOLDER_FENCE=` and room for a u64's digits and a NUL: the child
+    /// writes the fencing token it is sent with "go" into its own copy
+    /// before exec (nothing is allocated after fork).
+    fence: Option<Vec<u8>>,
 }
+
+/// The name of the variable that carries the fencing token to the command.
+pub const FENCE_ENV: &str = "LOCKFOLDER_FENCE";
 
 fn cstring(s: &OsStr) -> Result<CString, PrepareError> {
     CString::new(s.as_bytes()).map_err(|_| PrepareError::Nul(s.to_owned()))
@@ -137,7 +144,7 @@ fn resolve(program: &OsStr) -> Result<PathBuf, PrepareError> {
 impl Prepared {
     /// Resolves `argv[0]` on `PATH` and converts `argv` and the current
     /// environment to C strings. An empty `argv` is "command not found".
-    pub fn new(argv: &[OsString]) -> Result<Prepared, PrepareError> {
+    pub fn new(argv: &[OsString], fencing: bool) -> Result<Prepared, PrepareError> {
         let Some(first) = argv.first() else {
             return Err(PrepareError::NotFound(OsString::new()));
         };
@@ -148,6 +155,7 @@ impl Prepared {
             .map(|a| cstring(a))
             .collect::<Result<Vec<_>, _>>()?;
         let envp_c = std::env::vars_os()
+            .filter(|(k, _)| !(fencing && k == FENCE_ENV))
             .map(|(k, v)| {
                 let mut kv = k;
                 kv.push("=");
@@ -158,6 +166,14 @@ impl Prepared {
         let mut argv_ptrs: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let mut envp_ptrs: Vec<*const libc::c_char> = envp_c.iter().map(|c| c.as_ptr()).collect();
+        let fence = fencing.then(|| {
+            let mut v = format!("{FENCE_ENV}=").into_bytes();
+            v.resize(v.len() + 21, 0);
+            v
+        });
+        if let Some(f) = &fence {
+            envp_ptrs.push(f.as_ptr().cast());
+        }
         envp_ptrs.push(std::ptr::null());
         Ok(Prepared {
             program,
@@ -165,6 +181,7 @@ impl Prepared {
             _envp: envp_c,
             argv_ptrs,
             envp_ptrs,
+            fence,
         })
     }
 }
@@ -482,7 +499,41 @@ pub enum GoError {
 /// (its PID), made in [`Gated::go`]: while waiting at the gate the child
 /// stays in ours, so no group with its number exists before the lock is
 /// taken.
-pub fn spawn_gated(cmd: &Prepared, signals: &Signals, own_group: bool) -> io::Result<Gated> {
+/// Writes `n` in decimal at `at`, followed by a NUL (at most 21 bytes).
+/// Async-signal-safe: no allocation, no locks.
+///
+/// # Safety
+///
+/// `at` must be valid for 21 bytes of writes.
+unsafe fn write_decimal(at: *mut u8, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        // SAFETY: i < len <= 20 < 21, inside the caller's buffer.
+        unsafe { *at.add(i) = digits[len - 1 - i] };
+    }
+    // SAFETY: len <= 20 < 21.
+    unsafe { *at.add(len) = 0 };
+}
+
+/// `kill_with_launcher`: the command gets SIGKILL if the launcher dies
+/// (Linux `PR_SET_PDEATHSIG`), for locks held under a lease, which only the
+/// launcher renews: once it is gone the lease lapses, and the command must
+/// not run on without the lock.
+pub fn spawn_gated(
+    cmd: &mut Prepared,
+    signals: &Signals,
+    own_group: bool,
+    kill_with_launcher: bool,
+) -> io::Result<Gated> {
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let mut reset = signals.caught.clone();
@@ -506,6 +557,15 @@ pub fn spawn_gated(cmd: &Prepared, signals: &Signals, own_group: bool) -> io::Re
     let program = cmd.program.as_ptr();
     let argv = cmd.argv_ptrs.as_ptr();
     let envp = cmd.envp_ptrs.as_ptr();
+    let fence_prefix = FENCE_ENV.len() + 1;
+    let fence_at: Option<*mut u8> = cmd
+        .fence
+        .as_mut()
+        // SAFETY: the buffer holds the prefix and 21 more bytes.
+        .map(|f| unsafe { f.as_mut_ptr().add(fence_prefix) });
+    let launcher = rustix::process::getpid().as_raw_nonzero().get();
+    #[cfg(not(target_os = "linux"))]
+    let _ = (kill_with_launcher, launcher);
     let reset_ptr = reset.as_ptr();
     let reset_len = reset.len();
     // SAFETY: fork has no memory-safety preconditions; the child branch below
@@ -537,7 +597,37 @@ pub fn spawn_gated(cmd: &Prepared, signals: &Signals, own_group: bool) -> io::Re
                 // ours. Run nothing.
                 libc::_exit(GATE_CLOSED_EXIT);
             }
+            if let Some(at) = fence_at {
+                // The fencing token follows "go": 8 bytes, little-endian.
+                let mut token = [0u8; 8];
+                let mut got = 0usize;
+                while got < token.len() {
+                    let n = libc::read(
+                        go_r_fd,
+                        token.as_mut_ptr().add(got).cast(),
+                        token.len() - got,
+                    );
+                    if n > 0 {
+                        got += n as usize;
+                    } else if n == -1
+                        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+                    {
+                        continue;
+                    } else {
+                        libc::_exit(GATE_CLOSED_EXIT);
+                    }
+                }
+                write_decimal(at, u64::from_le_bytes(token));
+            }
             libc::close(go_r_fd);
+            #[cfg(target_os = "linux")]
+            if kill_with_launcher {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                // The launcher may have died before the prctl took effect.
+                if libc::getppid() != launcher {
+                    libc::_exit(GATE_CLOSED_EXIT);
+                }
+            }
             if own_group {
                 // The launcher did it too, before "go"; doing it here as
                 // well means the group exists before exec whatever happens.
@@ -586,6 +676,20 @@ fn ended(status: rustix::process::WaitStatus) -> Option<Ended> {
     }
 }
 
+/// Sends SIGTERM to the command (and its process group, when it has one of
+/// its own). Its PID is not recycled before the launcher reaps it, so this
+/// cannot reach another process.
+pub fn terminate(pid: u32, group: bool) {
+    let Some(p) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let _ = if group {
+        rustix::process::kill_process_group(p, rustix::process::Signal::TERM)
+    } else {
+        rustix::process::kill_process(p, rustix::process::Signal::TERM)
+    };
+}
+
 /// Whether any process of group `pgid` still exists (`kill(-pgid, 0)`
 /// answers anything but `ESRCH`), as the core judges a bid's group.
 pub fn group_alive(pgid: u32) -> bool {
@@ -611,7 +715,7 @@ impl Gated {
     /// group so that it can read from it (no SIGTTIN) and gets Ctrl-C and
     /// Ctrl-Z. Does not wait for `execve`; after the child has exited,
     /// [`Gated::exec_error`] tells whether it ran the command at all.
-    pub fn go(&mut self) -> Result<(), GoError> {
+    pub fn go(&mut self, fence: Option<u64>) -> Result<(), GoError> {
         let Some(go) = self.go.take() else {
             return Err(GoError::Io(io::Error::other("the gate was already opened")));
         };
@@ -636,8 +740,13 @@ impl Gated {
                 }
             }
         }
-        let byte = [1u8];
-        let written = retry(|| rustix::io::write(&go, &byte));
+        // "go", then the fencing token if the child waits for one (9 bytes
+        // fit in a pipe at once: one write, never interleaved).
+        let mut msg = vec![1u8];
+        if let Some(t) = fence {
+            msg.extend_from_slice(&t.to_le_bytes());
+        }
+        let written = retry(|| rustix::io::write(&go, &msg));
         drop(go);
         match written {
             Ok(_) => Ok(()),

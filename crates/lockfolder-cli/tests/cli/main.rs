@@ -6,6 +6,7 @@ mod common;
 mod groups;
 mod input;
 mod inspect;
+mod leases;
 mod modes;
 mod pipes;
 mod run;

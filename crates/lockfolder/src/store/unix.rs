@@ -90,7 +90,10 @@ impl Folder {
         })?;
         let st =
             rustix::fs::fstat(&fd).map_err(|e| Error::io(Op::OpenFolder, path, errno_io(e)))?;
-        let fs = crate::fsinfo::identify(&fd, path);
+        let fs = match fault::fs_override() {
+            Some(name) => crate::fsinfo::Filesystem::pretend_fuse(&name),
+            None => crate::fsinfo::identify(&fd, path),
+        };
         Ok(Folder {
             fd,
             path: path.to_path_buf(),
