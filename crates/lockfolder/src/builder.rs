@@ -2,7 +2,7 @@
 
 use crate::bid::{Mode, MAX_LABEL_BYTES};
 use crate::error::{Error, Result};
-use crate::protocol::{FsGate, Shared};
+use crate::shared::{FsGate, Shared};
 use crate::{liveness, policy, store, LockFolder};
 use std::path::PathBuf;
 use std::sync::Arc;

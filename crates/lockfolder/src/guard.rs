@@ -4,7 +4,9 @@
 use crate::error::{Error, Op, Result};
 use crate::lease::Renewer;
 use crate::liveness;
-use crate::protocol::{self, Entered, Shared};
+use crate::protocol::Entered;
+use crate::publish;
+use crate::shared::Shared;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,7 +116,7 @@ impl LockGuard {
                 ),
             });
         }
-        match protocol::delete_bid(&self.shared, &self.name) {
+        match publish::delete_bid(&self.shared, &self.name) {
             Ok(_) if lost => Err(Error::LockLost {
                 path: self.bid_path(),
             }),
@@ -137,7 +139,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.renewer.take();
         if !self.done && self.owned_here() {
-            let _ = protocol::delete_bid(&self.shared, &self.name);
+            let _ = publish::delete_bid(&self.shared, &self.name);
         }
     }
 }

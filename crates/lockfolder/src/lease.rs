@@ -13,7 +13,7 @@
 //! longer than the lease (SIGSTOP, a VM freeze) from acting on its
 //! belief when it wakes; the fencing token lets the resource refuse it.
 
-use crate::protocol::Shared;
+use crate::shared::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};

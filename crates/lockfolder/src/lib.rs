@@ -100,6 +100,7 @@ compile_error!(
      other Unix platforms build and return Error::Unsupported (see docs/safety.md)"
 );
 
+mod admin;
 mod bid;
 mod builder;
 #[cfg(feature = "model")]
@@ -116,8 +117,10 @@ mod liveness;
 mod names;
 mod policy;
 mod protocol;
+mod publish;
 mod report;
 mod scan;
+mod shared;
 mod store;
 mod wait;
 mod wake;
@@ -130,6 +133,7 @@ mod tests;
 #[doc = include_str!("../README.md")]
 struct ReadmeExample;
 
+pub use admin::Status;
 pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
 pub use builder::{Builder, OnLost, MIN_LEASE};
 pub use error::{Error, Op, Result};
@@ -142,10 +146,11 @@ pub use identity::{
 pub use names::Token;
 pub use policy::{FsPolicy, ALLOW_FS_ENV};
 pub use protocol::{HANDOVER, KEEP_MAX};
-pub use report::{EntryKind, Holder, Role, State, Status};
+pub use report::{EntryKind, Holder, Role, State};
 pub use wait::{CancelToken, Waiter, RECHECK};
 
-use protocol::{Contender, Shared, Step};
+use protocol::{Contender, Step};
+use shared::Shared;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -167,7 +172,7 @@ pub fn current_identity() -> std::io::Result<BidRecord> {
         version: Some(FORMAT_VERSION),
         host: Some(me.host),
         owner: Some(me.owner),
-        published_ms: Some(protocol::now_unix().as_millis() as u64),
+        published_ms: Some(shared::now_unix().as_millis() as u64),
         ..BidRecord::default()
     })
 }
@@ -280,7 +285,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn holders(&self) -> Result<Vec<Holder>> {
-        Ok(report::status(&self.shared)?.entries)
+        Ok(admin::status(&self.shared)?.entries)
     }
 
     /// The folder at this moment: every entry, whether a new blocking
@@ -291,7 +296,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn status(&self) -> Result<Status> {
-        report::status(&self.shared)
+        admin::status(&self.shared)
     }
 
     /// The filesystem the folder lives on, as identified when it was opened.
@@ -314,7 +319,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn is_locked(&self) -> Result<bool> {
-        Ok(report::status(&self.shared)?.held())
+        Ok(admin::status(&self.shared)?.held())
     }
 
     /// Judges the one entry `name` of the folder and removes it if it is a
@@ -325,7 +330,7 @@ impl LockFolder {
     ///
     /// I/O errors inspecting or removing the entry.
     pub fn challenge(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<bool> {
-        report::challenge(&self.shared, name.as_ref().as_encoded_bytes())
+        admin::challenge(&self.shared, name.as_ref().as_encoded_bytes())
     }
 
     /// Removes stale bids (and side files of dead writers) and returns them.
@@ -335,7 +340,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder or removing an entry.
     pub fn clean(&self) -> Result<Vec<Holder>> {
-        report::clean(&self.shared)
+        admin::clean(&self.shared)
     }
 
     /// Removes the entry `name` on an operator's say-so, for what no proof
@@ -351,6 +356,6 @@ impl LockFolder {
     ///
     /// [`Error::Refused`]; I/O errors (`NotFound` if there is no such entry).
     pub fn remove_forced(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<Holder> {
-        report::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
+        admin::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
     }
 }

@@ -16,18 +16,16 @@
 //!   within [`HANDOVER`] of the lock being free loses it, so no marker can
 //!   stop the queue.
 
-use crate::bid::{BidRecord, Mode, FORMAT_VERSION};
-use crate::builder::OnLost;
 use crate::decide::{self, Me, Next10, Next30, Role, Rules, Tally};
 use crate::error::{Error, Op, Result};
-use crate::liveness::{self, Judge};
+use crate::liveness;
 use crate::names::{fence_name, SideName, Token};
+use crate::publish::{bid, remove_own, remove_stale};
 use crate::scan::{self, Cache, Seen, ServerClock, What};
-use crate::store::Folder;
-use crate::wake::Watch;
+use crate::shared::{now_unix, Shared};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long a queued waiter has to take its turn once the lock is free
 /// before younger waiters stop deferring to it (a waiter that is stopped,
@@ -41,101 +39,6 @@ pub const HANDOVER: Duration = Duration::from_secs(1);
 /// bid out, which is when being stopped (SIGSTOP, a paused container)
 /// would hold everyone else back; `status` reports such a stopped bid.
 pub const KEEP_MAX: Duration = Duration::from_millis(500);
-
-/// What every acquisition of one `LockFolder` shares.
-pub(crate) struct Shared {
-    pub folder: Folder,
-    pub label: Option<String>,
-    pub command: Option<String>,
-    /// Bid in the name of this process of ours instead of the caller.
-    pub owner: Option<u32>,
-    /// A process group that keeps the bid alive after the owner exits.
-    pub group: Option<u32>,
-    pub mode: Mode,
-    pub slots: u32,
-    /// Whether the folder's filesystem may be locked on.
-    pub fs_gate: FsGate,
-    pub fs_policy: crate::policy::FsPolicy,
-    /// The lease bids are held under, if any.
-    pub lease: Option<Duration>,
-    /// Whether holders draw fencing tokens.
-    pub fencing: bool,
-    pub on_lost: Option<OnLost>,
-    /// inotify instances kept for reuse: closing one costs the kernel an RCU
-    /// grace period (milliseconds), which would otherwise be paid by every
-    /// contended acquisition. Tagged with the PID that made them: a forked
-    /// child must not read events from its parent's instances.
-    pub watches: Mutex<(u32, Vec<Watch>)>,
-}
-
-/// What the filesystem policy (`policy.rs`) decided for this folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FsGate {
-    Accepted,
-    /// Not shown safe, but the user opted in by this name.
-    OptedIn(String),
-    /// Not shown safe; bidding is refused, for this reason.
-    Refused(&'static str),
-}
-
-impl Shared {
-    /// Refuses to bid on a filesystem that is not shown safe, unless opted in.
-    pub fn check_filesystem(&self) -> Result<()> {
-        match &self.fs_gate {
-            FsGate::Refused(why) => {
-                let fs = self.folder.filesystem();
-                Err(Error::FilesystemRefused {
-                    path: self.folder.path().to_path_buf(),
-                    filesystem: fs.to_string(),
-                    name: fs.name.clone(),
-                    why: (*why).to_owned(),
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// A folder watch: one from the pool if this process made it, else a new
-    /// one. Events it queued while pooled are harmless: every waiter lists
-    /// the folder again after arming its watch.
-    pub fn borrow_watch(&self) -> std::io::Result<Watch> {
-        let pooled = self.watches.lock().ok().and_then(|mut p| {
-            let (pid, pool) = &mut *p;
-            (*pid == liveness::current_pid())
-                .then(|| pool.pop())
-                .flatten()
-        });
-        match pooled {
-            Some(w) => Ok(w),
-            None => Watch::new(&self.folder),
-        }
-    }
-
-    /// Keeps `w` for the next waiter (a few at most), unless we are a forked
-    /// child of the process that made the pool.
-    pub fn return_watch(&self, w: Watch) {
-        if let Ok(mut p) = self.watches.lock() {
-            let (pid, pool) = &mut *p;
-            if *pid == liveness::current_pid() && pool.len() < 8 {
-                pool.push(w);
-            }
-        }
-    }
-
-    pub fn path_of(&self, name: &[u8]) -> std::path::PathBuf {
-        self.folder.child(name)
-    }
-
-    pub fn judge(&self) -> Judge {
-        Judge::new(self.folder.filesystem().single_kernel())
-    }
-}
-
-pub(crate) fn now_unix() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
 
 /// What a contender that enters holds.
 pub(crate) struct Entered {
@@ -467,99 +370,4 @@ impl Drop for Contender {
         // exit.
         let _ = self.abandon();
     }
-}
-
-/// Removes a provably stale entry by its name. `Ok(false)` if it was already
-/// gone.
-pub(crate) fn remove_stale(shared: &Shared, name: &[u8], cache: &mut Cache) -> Result<bool> {
-    cache.forget(name);
-    shared
-        .folder
-        .remove(name)
-        .map_err(|e| Error::io(Op::Remove, shared.path_of(name), e))
-}
-
-/// Step 20: write the bid under a temporary name, then move it into place
-/// without replacing anything, so no reader ever sees it half-written.
-fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
-    let path = shared.folder.path();
-    let ident = |e| Error::io(Op::Identity, path, e);
-    let me = liveness::current().map_err(ident)?;
-    let owner = match shared.owner {
-        Some(pid) => liveness::of_pid(pid).map_err(ident)?,
-        None => me.clone(),
-    };
-    let content = BidRecord {
-        pid: owner.pid,
-        created: owner.created,
-        version: Some(FORMAT_VERSION),
-        host: Some(owner.host.clone()),
-        owner: Some(owner.owner.clone()),
-        unreadable_owner: None,
-        group: shared.group,
-        published_ms: Some(now_unix().as_millis() as u64),
-        mode: (shared.mode != Mode::Exclusive).then_some(shared.mode),
-        slots: (shared.slots != 1).then_some(shared.slots),
-        label: shared.label.clone(),
-        command: shared.command.clone(),
-        lease_ms: shared.lease.map(|l| l.as_millis() as u64),
-        allowed_fs: match &shared.fs_gate {
-            FsGate::OptedIn(name) => Some(name.clone()),
-            _ => None,
-        },
-    }
-    .to_bytes();
-    // A clash of 62 random bits is not expected; if it happens, draw again.
-    // A temporary removed under us (as stale, by a reader that could not
-    // see us) is written again.
-    let mut attempts = 0;
-    loop {
-        let temp = SideName {
-            token: *token,
-            pid: me.pid,
-            owner: me.key(),
-            queue: false,
-        }
-        .file_name();
-        let name = token.bid_name();
-        shared.folder.write_temp(&temp, &content)?;
-        match shared.folder.publish(&temp, &name) {
-            Ok(()) => return Ok(name),
-            Err(e) => {
-                let _ = shared.folder.remove(temp.as_bytes());
-                attempts += 1;
-                let retry = matches!(
-                    e.kind(),
-                    std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound
-                );
-                if retry && attempts < 3 {
-                    *token = token.renew();
-                    continue;
-                }
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Deletes one of our own entries (bid or marker), forgetting it once gone.
-/// A failure is reported with the path, and the name is kept so a later
-/// attempt (or `Drop`) can retry.
-fn remove_own(shared: &Shared, slot: &mut Option<String>) -> Result<()> {
-    if let Some(name) = slot.as_deref() {
-        shared
-            .folder
-            .remove(name.as_bytes())
-            .map_err(|source| Error::WithdrawFailed {
-                path: shared.path_of(name.as_bytes()),
-                source,
-            })?;
-        *slot = None;
-    }
-    Ok(())
-}
-
-/// Steps 40 and 60: delete our bid by its name. `Ok(false)` if it had vanished.
-pub(crate) fn delete_bid(shared: &Shared, name: &str) -> std::io::Result<bool> {
-    shared.folder.remove(name.as_bytes())
 }
