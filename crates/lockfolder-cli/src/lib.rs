@@ -288,10 +288,11 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 /// minimum.
 fn parse_lease(s: &str) -> Result<Duration, String> {
     let d = parse_seconds(s)?;
-    if d < lockfolder::MIN_LEASE || d == Duration::MAX {
+    if !(lockfolder::MIN_LEASE..=lockfolder::MAX_LEASE).contains(&d) {
         return Err(format!(
-            "`{s}`: a lease must be at least {} s and finite",
-            lockfolder::MIN_LEASE.as_secs()
+            "`{s}`: a lease must be from {} to {} seconds",
+            lockfolder::MIN_LEASE.as_secs(),
+            lockfolder::MAX_LEASE.as_secs()
         ));
     }
     Ok(d)

@@ -11,6 +11,9 @@ use std::time::Duration;
 /// The shortest lease accepted: renewals happen three times per lease, and
 /// below a second a loaded machine would lose leases it holds.
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
+/// The longest lease accepted (a day): a dead host's lock must come back
+/// some day.
+pub const MAX_LEASE: Duration = Duration::from_secs(86_400);
 
 /// Called (once, from the renewal thread) when a holder learns that its
 /// lease can no longer be renewed in time: it must stop using the resource.
@@ -170,7 +173,7 @@ impl Builder {
     ///
     /// [`Error::NotADirectory`] if the path is something else,
     /// [`Error::InvalidInput`] for an oversized label, a zero slot count or a
-    /// lease shorter than [`MIN_LEASE`]; I/O errors creating or opening the
+    /// lease outside [`MIN_LEASE`]..=[`MAX_LEASE`]; I/O errors creating or opening the
     /// folder.
     pub fn open(self) -> Result<LockFolder> {
         for text in [&self.label, &self.command].into_iter().flatten() {
@@ -187,10 +190,13 @@ impl Builder {
                 what: "slots must be at least 1, and a semaphore cannot also be shared".into(),
             });
         }
-        if self.lease.is_some_and(|l| l < MIN_LEASE) {
+        if self
+            .lease
+            .is_some_and(|l| !(MIN_LEASE..=MAX_LEASE).contains(&l))
+        {
             return Err(Error::InvalidInput {
                 path: self.path,
-                what: format!("a lease must be at least {MIN_LEASE:?}"),
+                what: format!("a lease must be from {MIN_LEASE:?} to {MAX_LEASE:?}"),
             });
         }
         let folder = store::Folder::open(&self.path, self.create)?;

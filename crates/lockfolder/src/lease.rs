@@ -27,10 +27,19 @@ const MARGIN_TWENTIETHS: u32 = 1;
 /// Whether a bid last renewed at `renewed` (server time) has expired by
 /// `server_now` (a server timestamp no later than now).
 pub(crate) fn expired(lease: Duration, renewed: SystemTime, server_now: SystemTime) -> bool {
-    let limit = lease + lease * MARGIN_TWENTIETHS / 20;
+    // Saturating: a lease read from someone else's bid may be absurd.
+    let limit = lease.saturating_add(lease / 20 * MARGIN_TWENTIETHS);
     server_now
         .duration_since(renewed)
         .is_ok_and(|age| age > limit)
+}
+
+/// `t + d`, or a year from `t` if that does not fit (leases are bounded by
+/// `MAX_LEASE`, so this only guards against arithmetic surprises).
+fn add(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d)
+        .or_else(|| t.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(t)
 }
 
 /// How long a holder may count on its lease after sending a renewal.
@@ -73,7 +82,7 @@ impl Renewer {
     pub fn start(shared: Arc<Shared>, name: String, lease: Duration, since: Instant) -> Renewer {
         let state = Arc::new(State {
             lost: AtomicBool::new(false),
-            valid_until: Mutex::new(since + holder_validity(lease)),
+            valid_until: Mutex::new(add(since, holder_validity(lease))),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -141,7 +150,7 @@ fn sleep_until(st: &State, until: Instant) -> bool {
 
 fn renew(shared: &Shared, name: &str, lease: Duration, since: Instant, st: &State) {
     let period = lease / 3;
-    let mut next = since + period;
+    let mut next = add(since, period);
     while sleep_until(st, next) {
         let sent = Instant::now();
         match shared.folder.touch(name.as_bytes()) {
@@ -149,9 +158,9 @@ fn renew(shared: &Shared, name: &str, lease: Duration, since: Instant, st: &Stat
                 let mut v = st.valid_until.lock().unwrap_or_else(|p| p.into_inner());
                 // Only ever extend, and never revive a lease already lost.
                 if sent < *v {
-                    *v = sent + holder_validity(lease);
+                    *v = add(sent, holder_validity(lease));
                 }
-                next = sent + period;
+                next = add(sent, period);
             }
             Ok(()) => return,
             // Our bid is gone: someone judged it expired, or removed it.

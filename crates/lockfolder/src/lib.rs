@@ -135,7 +135,7 @@ struct ReadmeExample;
 
 pub use admin::Status;
 pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
-pub use builder::{Builder, OnLost, MIN_LEASE};
+pub use builder::{Builder, OnLost, MAX_LEASE, MIN_LEASE};
 pub use error::{Error, Op, Result};
 pub use fsinfo::{Filesystem, FsKind};
 pub use guard::LockGuard;

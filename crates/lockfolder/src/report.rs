@@ -186,30 +186,30 @@ pub struct Holder {
     pub allowed_fs: Option<String>,
 }
 
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+fn from_ms(ms: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
 /// When the owner started, from its platform's identity (display only).
+/// Checked arithmetic throughout: the numbers come from someone else's file.
 fn started(rec: &BidRecord) -> Option<SystemTime> {
+    let at = |d: Duration| UNIX_EPOCH.checked_add(d);
     match &rec.owner {
-        Some(Owner::Linux(o)) => Some(
-            UNIX_EPOCH
-                + Duration::from_secs(o.boot_time)
-                + Duration::from_millis(o.start_ticks.saturating_mul(1000) / o.clk_tck.max(1)),
-        ),
+        Some(Owner::Linux(o)) => at(Duration::from_secs(o.boot_time).checked_add(
+            Duration::from_millis(o.start_ticks.saturating_mul(1000) / o.clk_tck.max(1)),
+        )?),
         // FILETIME: 100 ns since 1601-01-01, which is 11644473600 s before
         // the Unix epoch.
         Some(Owner::Windows(o)) => (o.created / 10)
             .checked_sub(11_644_473_600_000_000)
-            .map(|us| UNIX_EPOCH + Duration::from_micros(us)),
-        Some(Owner::Macos(o)) => Some(UNIX_EPOCH + Duration::from_micros(o.start_us)),
-        Some(Owner::Freebsd(o)) => {
-            Some(UNIX_EPOCH + Duration::from_micros(o.boot_time_us.saturating_add(o.start_us)))
-        }
+            .and_then(|us| at(Duration::from_micros(us))),
+        Some(Owner::Macos(o)) => at(Duration::from_micros(o.start_us)),
+        Some(Owner::Freebsd(o)) => at(Duration::from_micros(
+            o.boot_time_us.saturating_add(o.start_us),
+        )),
         None => u64::try_from(rec.created)
             .ok()
-            .map(|s| from_ms(s.saturating_mul(1000))),
+            .and_then(|s| from_ms(s.saturating_mul(1000))),
     }
 }
 
@@ -337,8 +337,8 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
                 .map(|o| o.os().to_owned())
                 .or_else(|| rec.unreadable_owner.clone());
             h.started = started(rec);
-            h.acquired = rec.published_ms.map(from_ms);
-            h.waiting_since = token.waiting_since_ms().map(from_ms);
+            h.acquired = rec.published_ms.and_then(from_ms);
+            h.waiting_since = token.waiting_since_ms().and_then(from_ms);
             h.mode = Some(rec.mode());
             h.slots = Some(rec.slots());
             h.group = rec.group;
@@ -366,7 +366,7 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             let mut h = Holder::bare(shared, &s.name, kind, state);
             h.pid = Some(side.pid);
             h.stopped = s.stopped();
-            h.waiting_since = side.token.waiting_since_ms().map(from_ms);
+            h.waiting_since = side.token.waiting_since_ms().and_then(from_ms);
             h.role = match (side.queue, state) {
                 (true, State::Live | State::Foreign) => Role::Waiter,
                 _ => Role::None,
