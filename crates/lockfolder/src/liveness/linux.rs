@@ -452,17 +452,27 @@ pub(crate) fn command_line(pid: u32) -> Option<String> {
 
 /// Judges the claims of one listing.
 pub(crate) struct Judge {
-    local: Option<LinuxLocal>,
+    local: Option<&'static LinuxLocal>,
     procs: ProcFs,
 }
 
+/// Our identity as judged for a folder on a local filesystem, and on a
+/// shared one (the two differ only in `folder_local`): made once, so a
+/// check does not copy it.
+static FOR_FOLDER: [OnceLock<Option<LinuxLocal>>; 2] = [OnceLock::new(), OnceLock::new()];
+
 impl Judge {
     pub fn new(single_kernel: bool) -> Judge {
+        let local = FOR_FOLDER[usize::from(single_kernel)]
+            .get_or_init(|| {
+                local().ok().map(|l| LinuxLocal {
+                    folder_local: single_kernel,
+                    ..l.clone()
+                })
+            })
+            .as_ref();
         Judge {
-            local: local().ok().map(|l| LinuxLocal {
-                folder_local: single_kernel,
-                ..l.clone()
-            }),
+            local,
             procs: ProcFs {
                 all: OnceCell::new(),
             },
@@ -470,7 +480,7 @@ impl Judge {
     }
 
     pub fn judge(&self, claim: &Claim) -> Verdict {
-        let Some(me) = &self.local else {
+        let Some(me) = self.local else {
             return Verdict::Unjudgeable(Unjudgeable::NoLocalIdentity);
         };
         match claim {
@@ -517,7 +527,7 @@ impl Judge {
     }
 
     pub fn watch_target(&self, claim: &Claim) -> Option<(u32, u64)> {
-        let me = self.local.as_ref()?;
+        let me = self.local?;
         let (pid, boot_id, pid_ns, ticks) = match claim {
             Claim::Bid {
                 pid,
