@@ -128,13 +128,20 @@ impl Contender {
             (None, Some(m)) => ServerClock::from_own(m, true),
             (None, None) => ServerClock::none(),
         };
-        let seen = scan::list(
+        let own: Vec<&[u8]> = [self.bid.as_deref(), self.marker.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::as_bytes)
+            .collect();
+        let (seen, present) = scan::list_but(
             &self.shared.folder,
             deciding,
             &judge,
             &mut self.cache,
             &mut clock,
+            &own,
         )?;
+        let own_present = self.bid.is_some() && present.first() == Some(&true);
         self.max_fence = seen
             .iter()
             .filter_map(|s| match s.what {
@@ -145,17 +152,9 @@ impl Contender {
             .unwrap_or(0);
         let markers = scan::marker_ages(&seen);
         let now = Instant::now();
-        let mut own_present = false;
         let mut roles = Vec::with_capacity(seen.len());
         for s in seen {
             let name = s.name.as_slice();
-            if self.bid.as_deref().is_some_and(|b| b.as_bytes() == name) {
-                own_present = true;
-                continue;
-            }
-            if self.marker.as_deref().is_some_and(|m| m.as_bytes() == name) {
-                continue;
-            }
             // A marker whose waiter is stopped cannot take its turn at all.
             let expired = s.is_marker()
                 && (s.stopped()

@@ -202,15 +202,33 @@ pub(crate) fn list(
     cache: &mut Cache,
     clock: &mut ServerClock,
 ) -> Result<Vec<Seen>> {
+    list_but(folder, verify, judge, cache, clock, &[]).map(|(seen, _)| seen)
+}
+
+/// [`list`], leaving out the entries named in `own` (ours: nothing to
+/// inspect or judge), and saying which of them were listed.
+pub(crate) fn list_but(
+    folder: &Folder,
+    verify: bool,
+    judge: &Judge,
+    cache: &mut Cache,
+    clock: &mut ServerClock,
+    own: &[&[u8]],
+) -> Result<(Vec<Seen>, Vec<bool>)> {
     let raw = folder.list(verify)?;
     let mut out = Vec::with_capacity(raw.len());
+    let mut present = vec![false; own.len()];
     for r in &raw {
+        if let Some(i) = own.iter().position(|o| *o == r.name.as_slice()) {
+            present[i] = true;
+            continue;
+        }
         if let Some(mut s) = inspect(folder, r, judge, cache) {
             judge_lease(folder, &mut s, clock);
             out.push(s);
         }
     }
-    Ok(out)
+    Ok((out, present))
 }
 
 /// A bid whose owner nobody here can judge, but which carries a lease, is
