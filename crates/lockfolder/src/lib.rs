@@ -31,24 +31,46 @@
 //!
 //! # Design
 //!
-//! * **The protocol** (`protocol.rs`) follows the seed's steps 10-60 in order.
+//! The file tree is the design:
+//!
+//! * `protocol.rs`: the seed's steps 10-60, in order, and nothing else.
 //!   Safety rests on one fact: a contender enters only after a listing that
-//!   *began after its own bid was published* showed no other live bid. Of any
-//!   two holders, the later bidder's listing would have seen the earlier one's
-//!   bid. `docs/safety.md` has the argument, its limits (network filesystems,
-//!   foreign hosts) and the model check.
-//! * **Bids appear whole**: written to a `.lockfolder-*.tmp` name that no
-//!   reader takes for a bid, then renamed into place with `RENAME_NOREPLACE`
-//!   (or hard-linked where rename cannot refuse to replace).
-//! * **Staleness is fail-closed**: only `ESRCH`, a different start time, or a
-//!   fully exited zombie proves a process gone, and only for bids written on
-//!   this host, boot and PID namespace. Unreadable, foreign or ambiguous bids
-//!   are live. Entries that are not bids are never touched and block the lock.
+//!   *began after its own bid was published* showed no other live bid. Of
+//!   any two holders, the later bidder's listing would have seen the earlier
+//!   one's bid. `docs/safety.md` has the argument and its limits.
+//! * `decide.rs`: every rule that decides anything (stale removal, rivals,
+//!   modes and slots, the queue, bid / defer / enter / keep / withdraw), as
+//!   pure functions. The model checker (`crates/lockfolder-model`) explores
+//!   these very functions.
+//! * `scan.rs` looks at the folder (names first, then contents) and has
+//!   every entry's writer judged; `identity/` holds the rules of who is
+//!   provably gone, per platform, as pure functions; `liveness/`, `store/`,
+//!   `wake/` and `fsinfo/` are the platform backends (proof of death, the
+//!   folder, sleeping until something changes, which filesystem it is), one
+//!   file per platform, selected in their `mod.rs`.
+//! * **Bids appear whole**: written under a `.lockfolder-*.tmp` name that no
+//!   reader takes for a bid, then moved into place without ever replacing an
+//!   entry.
+//! * **Staleness is fail-closed**: only proof (`ESRCH`, another start time, a
+//!   fully exited zombie, an earlier boot of this machine, a lapsed lease)
+//!   makes an entry stale. An identity of another machine, platform, or a
+//!   PID namespace this reader cannot see into is unjudgeable and counts as
+//!   live. Entries that are not bids are never touched and block the lock.
 //! * **Fair waiting**: each contender's token records when it started
-//!   waiting. The oldest waiter keeps its bid and the others withdraw, so the
-//!   lock is handed over first-come-first-served with no livelock. Waiting
-//!   sleeps on inotify (folder changes) and pidfd (holder exit), re-checking
-//!   every [`RECHECK`] in case a hint is missed.
+//!   waiting; queue markers let older waiters bid first, and the oldest
+//!   bidder keeps its bid while younger ones withdraw, so the lock is handed
+//!   over first-come-first-served with no livelock. A waiter that does not
+//!   take its turn (stopped, gone, unjudgeable) loses it after [`HANDOVER`]:
+//!   no marker can stop the queue. Waiting sleeps until the folder changes
+//!   or the holder exits, re-checking every [`RECHECK`].
+//! * **Where the folder lives**: the filesystem is identified when the
+//!   folder is opened ([`LockFolder::filesystem`]); one without evidence that
+//!   its listings are fresh is refused unless the user opts in by name
+//!   ([`Builder::allow_filesystem`]).
+//! * **Many machines**: [`Builder::lease`] lets a folder shared between
+//!   hosts recover from a host that died (judged by the file server's
+//!   clock), and fencing tokens ([`LockGuard::fencing_token`]) let a
+//!   resource refuse a holder that lost its lease while paused.
 //!
 //! # Shared locks and semaphores
 //!
@@ -80,11 +102,14 @@
 //!
 //! # What it does not protect against
 //!
-//! A person or program that deletes bids by hand, clocks that are not used for
-//! safety anyway, and network filesystems whose directory listings are cached
-//! (NFS, many FUSE filesystems): there a fresh listing is not guaranteed and
-//! two holders are possible. Bids from other hosts are never judged stale, so
-//! a crashed remote holder must be cleaned up by hand.
+//! A person or program that deletes bids by hand; a holder that is *paused*
+//! longer than its lease (use the fencing token at the resource);
+//! filesystems whose listings may be stale even after one's own change
+//! (refused by default; an opt-in is the user's responsibility); lockfolder
+//! 1.0.2 processes across wall-clock steps over
+//! [`LEGACY_CLOCK_STEP_TOLERANCE`] seconds. Bids from other hosts without a
+//! lease are never judged stale: a crashed remote holder must be removed by
+//! an operator ([`LockFolder::remove_forced`], `lockfolder clean --force`).
 //!
 //! # Platforms
 //!
