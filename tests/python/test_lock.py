@@ -179,6 +179,30 @@ def test_os_errors_keep_their_class(tmp_path: Path) -> None:
         LockFolder(afile / "below")
 
 
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_removed_or_replaced_folder_is_file_not_found(tmp_path: Path, how: str) -> None:
+    """The core reports a folder that is gone from its path with an
+    `ErrorKind` but no errno: it is a FileNotFoundError like any other."""
+    import errno
+    import shutil
+
+    folder = tmp_path / "lock"
+    lock = LockFolder(folder)
+    shutil.rmtree(folder)
+    if how == "replaced":
+        folder.mkdir()
+    for op in (lock.holders, lock.clean):
+        with pytest.raises(FileNotFoundError) as info:
+            op()
+        e = info.value
+        assert (e.errno, e.filename) == (errno.ENOENT, str(folder)), op
+        assert "removed or replaced" in e.strerror
+        assert str(folder) in str(e)
+    with pytest.raises(FileNotFoundError):
+        lock.try_acquire()
+    assert not lock.locked
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
 def test_permission_error(tmp_path: Path) -> None:
     tmp_path.chmod(0o500)

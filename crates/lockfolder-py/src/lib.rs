@@ -10,7 +10,8 @@
 //!   completion through a socket the event loop watches (`PendingAcquire`).
 //! * Errors of the core map onto the exception classes of
 //!   `python/lockfolder/_errors.py` and onto `OSError` subclasses chosen by
-//!   errno, as `open()` does.
+//!   errno, as `open()` does (errors made in Rust get the errno of their
+//!   `ErrorKind`).
 
 #![forbid(unsafe_code)]
 
@@ -57,15 +58,47 @@ fn strerror(e: &std::io::Error) -> String {
     }
 }
 
+/// The errno that an `ErrorKind` stands for, for errors made in Rust rather
+/// than returned by a system call (they carry a kind but no raw errno: the
+/// core reports "the lock folder was removed or replaced" as `NotFound`).
+/// Kinds with no errno of their own give None.
+fn kind_errno(kind: std::io::ErrorKind) -> Option<i32> {
+    use std::io::ErrorKind as K;
+    Some(match kind {
+        K::NotFound => libc::ENOENT,
+        K::PermissionDenied => libc::EACCES,
+        K::AlreadyExists => libc::EEXIST,
+        K::NotADirectory => libc::ENOTDIR,
+        K::IsADirectory => libc::EISDIR,
+        K::DirectoryNotEmpty => libc::ENOTEMPTY,
+        K::ReadOnlyFilesystem => libc::EROFS,
+        K::StorageFull => libc::ENOSPC,
+        K::Interrupted => libc::EINTR,
+        K::WouldBlock => libc::EAGAIN,
+        K::TimedOut => libc::ETIMEDOUT,
+        K::Unsupported => libc::EOPNOTSUPP,
+        K::InvalidInput => libc::EINVAL,
+        K::OutOfMemory => libc::ENOMEM,
+        // Data that came back wrong (a short or malformed read): what C
+        // programs report as an input/output error.
+        K::InvalidData | K::UnexpectedEof | K::WriteZero => libc::EIO,
+        _ => return None,
+    })
+}
+
+/// The errno Python should see for an I/O error: the system's, or the one
+/// its kind stands for.
+fn errno_of(e: &std::io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| kind_errno(e.kind()))
+}
+
 /// An `OSError` whose subclass Python picks from the errno
-/// (`PermissionError`, `FileNotFoundError`, ...), with `filename` set.
+/// (`PermissionError`, `FileNotFoundError`, ...), with `errno`, `strerror`
+/// and `filename` set. Without an errno, `errno` is None (never the message).
 fn os_error(errno: Option<i32>, msg: String, path: &std::path::Path) -> PyErr {
     // `filename` is a str, as in the OSErrors Python raises itself.
     let filename = path.as_os_str().to_os_string();
-    match errno {
-        Some(n) => PyOSError::new_err((n, msg, filename)),
-        None => PyOSError::new_err((msg, filename)),
-    }
+    PyOSError::new_err((errno, msg, filename))
 }
 
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -79,17 +112,17 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             lock_error(py, "SlotsMismatch", (text, path, ours, theirs))
         }
         Error::NotADirectory { .. } => os_error(
-            Some(20), // ENOTDIR: Python raises NotADirectoryError
+            Some(libc::ENOTDIR), // Python raises NotADirectoryError
             "open lock folder: not a directory".to_owned(),
             &path,
         ),
         Error::Io { op, source, .. } => os_error(
-            source.raw_os_error(),
+            errno_of(&source),
             format!("{op}: {}", strerror(&source)),
             &path,
         ),
         Error::WithdrawFailed { source, .. } => os_error(
-            source.raw_os_error(),
+            errno_of(&source),
             format!(
                 "withdraw bid: {} (the bid is left behind until this process exits)",
                 strerror(&source)
@@ -99,7 +132,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::InvalidInput { what, .. } => {
             PyValueError::new_err(format!("{}: {what}", path.display()))
         }
-        Error::Unsupported { .. } => os_error(Some(95), text, &path), // EOPNOTSUPP
+        Error::Unsupported { .. } => os_error(Some(libc::EOPNOTSUPP), text, &path),
         _ => lock_error(py, "LockError", (text, path)),
     }
 }
