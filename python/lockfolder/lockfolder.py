@@ -34,7 +34,9 @@ __all__ = ["init", "setup", "lock", "unlock", "in_use", "have_lock", "challenge"
 
 _StrPath = Union[str, "os.PathLike[str]"]
 
-# The lock objects of this process, by resolved folder path.
+# The lock objects of this process, by resolved folder path. Their
+# acquisitions belong to the process (not to the thread that made them), so
+# any thread's ``unlock`` can release them.
 _held: Dict[str, LockFolder] = {}
 _mutex = threading.Lock()
 
@@ -63,12 +65,12 @@ def lock(lockfolder_path: _StrPath) -> bool:
     key = _key(lockfolder_path)
     with _mutex:
         mine = _held.get(key)
-        if mine is not None and mine.locked:
+        if mine is not None and mine.is_locked:
             if mine.is_held():
                 return True
             # Our bid was deleted behind our back: the lock is lost.
             del _held[key]
-        folder = LockFolder(key)
+        folder = LockFolder(key, _per_process=True)
         if folder.try_acquire():
             _held[key] = folder
             return True
@@ -84,7 +86,7 @@ def unlock(lockfolder_path: _StrPath) -> None:
     key = _key(lockfolder_path)
     with _mutex:
         mine = _held.pop(key, None)
-    if mine is None or not mine.locked:
+    if mine is None or not mine.is_locked:
         raise FileNotFoundError(
             errno.ENOENT, "this process holds no lock in this folder", os.fspath(lockfolder_path)
         )

@@ -32,16 +32,21 @@ class Children:
         python: Optional[str] = None,
         cwd: Optional[Path] = None,
         stdout: int = subprocess.PIPE,
+        stdin: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[str]:
         argv = [python or sys.executable, "-u", "-c", textwrap.dedent(code), *args]
-        return self.start(argv, cwd=cwd, stdout=stdout)
+        return self.start(argv, cwd=cwd, stdout=stdout, stdin=stdin)
 
     def start(
-        self, argv: Sequence[str], cwd: Optional[Path] = None, stdout: int = subprocess.PIPE
+        self,
+        argv: Sequence[str],
+        cwd: Optional[Path] = None,
+        stdout: int = subprocess.PIPE,
+        stdin: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[str]:
         p = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
@@ -52,6 +57,11 @@ class Children:
 
     def cleanup(self) -> None:
         for p in self.procs:
+            if p.stdin is not None:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
             if p.poll() is None:
                 p.kill()
             try:
@@ -128,3 +138,4 @@ HOLDER = """
 
 def sigint(p: "subprocess.Popen[str]") -> None:
     os.kill(p.pid, signal.SIGINT)
+

@@ -96,7 +96,7 @@ def test_kill9_holder_then_next_acquires(tmp_path: Path, children: Children) -> 
     start = time.monotonic()
     lock.acquire(timeout=10)
     took = time.monotonic() - start
-    assert lock.locked
+    assert lock.is_locked
     assert not os.path.exists(bid)  # the stale bid was removed
     assert bids(tmp_path) == [os.path.basename(str(lock.bid_path))]
     lock.release()
@@ -125,7 +125,7 @@ def test_timeout_is_a_timeout_error(tmp_path: Path, children: Children) -> None:
     with pytest.raises(TimeoutError):
         with LockFolder(tmp_path, timeout=0.1):
             pass
-    assert not lock.locked
+    assert not lock.is_locked
 
 
 def test_try_acquire_is_one_attempt(tmp_path: Path, children: Children) -> None:
@@ -135,7 +135,7 @@ def test_try_acquire_is_one_attempt(tmp_path: Path, children: Children) -> None:
     start = time.monotonic()
     assert lock.try_acquire() is False
     assert time.monotonic() - start < 1.0
-    assert not lock.locked and lock.bid_path is None
+    assert not lock.is_locked and lock.bid_path is None
     assert len(bids(tmp_path)) == 1
 
 
@@ -163,7 +163,7 @@ def test_lock_lost_when_bid_vanished(tmp_path: Path) -> None:
     with pytest.raises(LockLost) as info:
         lock.release()
     assert info.value.path.endswith(".json")
-    assert not lock.locked
+    assert not lock.is_locked
 
 
 def test_os_errors_keep_their_class(tmp_path: Path) -> None:
@@ -191,7 +191,7 @@ def test_removed_or_replaced_folder_is_file_not_found(tmp_path: Path, how: str) 
     shutil.rmtree(folder)
     if how == "replaced":
         folder.mkdir()
-    for op in (lock.holders, lock.clean):
+    for op in (lock.holders, lock.clean, lock.held_by_anyone):
         with pytest.raises(FileNotFoundError) as info:
             op()
         e = info.value
@@ -200,7 +200,29 @@ def test_removed_or_replaced_folder_is_file_not_found(tmp_path: Path, how: str) 
         assert str(folder) in str(e)
     with pytest.raises(FileNotFoundError):
         lock.try_acquire()
-    assert not lock.locked
+    assert not lock.is_locked
+
+
+def test_is_locked_is_the_callers_held_by_anyone_the_folders(
+    tmp_path: Path, children: Children
+) -> None:
+    lock = LockFolder(tmp_path)
+    assert lock.is_locked is False and lock.held_by_anyone() is False
+    holder = children.python(HOLDER, str(tmp_path), "60")
+    read_line(holder)
+    assert lock.is_locked is False and lock.held_by_anyone() is True
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    assert lock.held_by_anyone() is False  # a stale bid holds nothing
+    with lock:
+        assert lock.is_locked is True and lock.held_by_anyone() is True
+        other = LockFolder(tmp_path)
+        assert other.is_locked is False and other.held_by_anyone() is True
+    assert lock.is_locked is False and lock.held_by_anyone() is False
+    (tmp_path / "notes.txt").write_text("not a bid")
+    assert lock.held_by_anyone() is True  # it blocks every acquisition
+    # A reader asks the same question: someone holds the folder.
+    assert LockFolder(tmp_path, shared=True).held_by_anyone() is True
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
@@ -262,7 +284,7 @@ def test_fork_child_does_not_own_the_lock(tmp_path: Path) -> None:
     if pid == 0:  # child: inspect, try to release, drop the object, exit
         code = 0
         try:
-            if lock.locked or lock.bid_path is not None:
+            if lock.is_locked or lock.bid_path is not None:
                 code |= 1
             try:
                 lock.release()
@@ -282,7 +304,7 @@ def test_fork_child_does_not_own_the_lock(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     os.close(r)
     assert status == bytes([0])
-    assert lock.locked and lock.is_held()
+    assert lock.is_locked and lock.is_held()
     assert bid is not None and bid.exists()
     lock.release()
 
@@ -309,7 +331,7 @@ def _report_in_child(lock: LockFolder, q: "object") -> None:
         outcome = "released"
     except RuntimeError:
         outcome = "RuntimeError"
-    q.put((lock.locked, outcome))  # type: ignore[attr-defined]
+    q.put((lock.is_locked, outcome))  # type: ignore[attr-defined]
 
 
 def test_version() -> None:
