@@ -12,6 +12,11 @@ WAIT_SLICE_SECONDS: float
 _Self = TypeVar("_Self", bound="LockFolder")
 _StrPath = str | os.PathLike[str]
 
+# What ``Holder.kind``, ``Holder.state`` and ``Holder.mode`` can be.
+_EntryKind = Literal["bid", "legacy-bid", "temporary", "queue-marker", "other"]
+_EntryState = Literal["live", "stale", "foreign", "not-a-bid"]
+_LockMode = Literal["exclusive", "shared"]
+
 @final
 class CancelToken:
     """Cancels a wait from another thread."""
@@ -30,11 +35,11 @@ class Holder:
     @property
     def path(self) -> pathlib.Path: ...
     @property
-    def kind(self) -> str:
+    def kind(self) -> _EntryKind:
         """``"bid"``, ``"legacy-bid"`` (lockfolder 1.0.2), ``"temporary"``,
         ``"queue-marker"`` or ``"other"``."""
     @property
-    def state(self) -> str:
+    def state(self) -> _EntryState:
         """``"live"``, ``"stale"``, ``"foreign"`` or ``"not-a-bid"``."""
     @property
     def note(self) -> str | None: ...
@@ -51,7 +56,7 @@ class Holder:
     @property
     def waiting_since(self) -> float | None: ...
     @property
-    def mode(self) -> Literal["exclusive", "shared"] | None:
+    def mode(self) -> _LockMode | None:
         """The bid's mode (1.0.2 bids are ``"exclusive"``); None for entries
         that are not bids."""
     @property

@@ -10,9 +10,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set
 
 import pytest
+
+if TYPE_CHECKING:
+    import lockfolder
 
 # Every child gets a deadline; a test that would hang fails instead.
 DEADLINE = 60.0
@@ -139,3 +142,30 @@ HOLDER = """
 def sigint(p: "subprocess.Popen[str]") -> None:
     os.kill(p.pid, signal.SIGINT)
 
+
+def stub_literal(name: str) -> Set[str]:
+    """The strings of the `Literal` alias `name` in the installed type stub
+    of the native module (so a value the stub does not list fails a test)."""
+    import ast
+
+    import lockfolder
+
+    stub = Path(lockfolder.__file__).parent / "_lockfolder.pyi"
+    for node in ast.parse(stub.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name
+            and isinstance(node.value, ast.Subscript)
+        ):
+            elts = node.value.slice
+            items = elts.elts if isinstance(elts, ast.Tuple) else [elts]
+            return {e.value for e in items if isinstance(e, ast.Constant)}
+    raise AssertionError(f"{stub} has no Literal alias {name}")
+
+
+def check_typed(h: "lockfolder.Holder") -> None:
+    """`h.kind`, `h.state` and `h.mode` are among the stub's literals."""
+    assert h.kind in stub_literal("_EntryKind"), h.kind
+    assert h.state in stub_literal("_EntryState"), h.state
+    assert h.mode is None or h.mode in stub_literal("_LockMode"), h.mode

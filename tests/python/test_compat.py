@@ -16,7 +16,7 @@ import pytest
 
 from lockfolder import lockfolder as lf1
 
-from conftest import HOLDER, Children, bids, finish, legacy_python, read_line
+from conftest import HOLDER, Children, bids, check_typed, finish, legacy_python, read_line
 
 # The usage example of lockfolder 1.0.2's README, character for character
 # (its "..." is a valid statement).
@@ -107,6 +107,7 @@ def test_reads_a_legacy_bid(tmp_path: Path, children: Children) -> None:
     lock = LockFolder(tmp_path)
     (h,) = lock.holders()
     assert (h.kind, h.state, h.pid, h.host) == ("legacy-bid", "live", sleeper.pid, None)
+    check_typed(h)
     assert lock.try_acquire() is False
     assert lf1.in_use(tmp_path) and lf1.challenge(bid) is False
     os.kill(sleeper.pid, signal.SIGKILL)

@@ -15,7 +15,7 @@ import pytest
 import lockfolder
 from lockfolder import LockError, LockFolder, LockLost, LockTimeout
 
-from conftest import HOLDER, Children, bids, finish, read_line
+from conftest import HOLDER, Children, bids, check_typed, finish, read_line
 
 WORKER = """
     import os, sys, time
@@ -265,11 +265,15 @@ def test_holders_content(tmp_path: Path, children: Children) -> None:
     assert h.command is not None and "python" in h.command
     junk = hs["README.txt"]
     assert (junk.state, junk.kind, junk.pid) == ("not-a-bid", "other", None)
+    for entry in hs.values():
+        check_typed(entry)
     assert junk.blocks and junk.note
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(10)
     states = {h.name: h.state for h in lock.holders()}
     assert states == {os.path.basename(bid): "stale", "README.txt": "not-a-bid"}
+    for entry in lock.holders():
+        check_typed(entry)
     removed = lock.clean()
     assert [r.name for r in removed] == [os.path.basename(bid)]
     assert bids(tmp_path) == ["README.txt"]  # never touch what is not a bid
@@ -332,6 +336,23 @@ def _report_in_child(lock: LockFolder, q: "object") -> None:
     except RuntimeError:
         outcome = "RuntimeError"
     q.put((lock.is_locked, outcome))  # type: ignore[attr-defined]
+
+
+def test_docstring_shows_every_keyword() -> None:
+    """The class docstring's signature names each public keyword of the
+    constructor, with its default."""
+    import inspect
+    import re
+
+    doc = LockFolder.__doc__ or ""
+    shown = " ".join(doc.split("``:", 1)[0].split())  # the signature, unwrapped
+    public = [
+        p for p in inspect.signature(lockfolder._lockfolder.LockFolder).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and not p.name.startswith("_")
+    ]
+    assert "create" in [p.name for p in public]
+    for p in public:
+        assert re.search(rf"\b{p.name}={p.default!r}", shown), (p.name, shown)
 
 
 def test_version() -> None:

@@ -20,7 +20,7 @@ import pytest
 import lockfolder
 from lockfolder import LockError, LockFolder, LockTimeout, SlotsMismatch
 
-from conftest import Children, bids, finish, read_line
+from conftest import Children, bids, check_typed, finish, read_line
 
 # A child that takes the lock opened with the JSON keyword arguments argv[2],
 # prints "held <pid> <bid path>" and keeps it until killed (or 60 s).
@@ -382,6 +382,8 @@ def test_holders_show_mode_and_slots(tmp_path: Path, children: Children) -> None
     assert (holder.mode, holder.slots, holder.kind) == ("exclusive", 3, "bid")
     junk = entries["notes.txt"]
     assert (junk.mode, junk.slots, junk.state) == (None, None, "not-a-bid")
+    for entry in [*entries.values(), *hs.values()]:
+        check_typed(entry)
     plain = LockFolder(tmp_path / "plain")
     with plain:
         (h,) = plain.holders()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import lockfolder
 from lockfolder import (
@@ -50,8 +50,8 @@ def blocking(path: pathlib.Path) -> Optional[float]:
         pass
     holders: List[Holder] = lock.holders()
     for h in holders:
-        state: str = h.state
-        kind: str = h.kind
+        state: Literal["live", "stale", "foreign", "not-a-bid"] = h.state
+        kind: Literal["bid", "legacy-bid", "temporary", "queue-marker", "other"] = h.kind
         as_text: str = h.state
         pid: Optional[int] = h.pid
         started: Optional[float] = h.started
@@ -88,7 +88,7 @@ def modes(path: pathlib.Path) -> int:
     slots: int = pool.slots
     with reader:
         for h in reader.holders():
-            mode: Optional[str] = h.mode
+            mode: Optional[Literal["exclusive", "shared"]] = h.mode
             count: Optional[int] = h.slots
             print(mode, count)
     try:
