@@ -76,7 +76,8 @@ class Holder:
 @final
 class Acquired(Generic[_Self]):
     """What ``acquire()`` returns: ``with lock.acquire(timeout=5):`` releases
-    the lock at the end of the block."""
+    the acquisition ``acquire()`` made at the end of the block, wherever the
+    block ends."""
 
     @property
     def lock(self) -> _Self: ...

@@ -356,4 +356,13 @@ def test_docstring_shows_every_keyword() -> None:
 
 
 def test_version() -> None:
-    assert lockfolder.__version__ == "2.0.0"
+    """The native module's version (the crate's) is the Python package's, so
+    a release bumps both (docs/releasing.md)."""
+    import importlib.metadata
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", lockfolder.__version__)
+    assert lockfolder.__version__ == importlib.metadata.version("lockfolder")
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = re.search(r'(?m)^version = "([^"]+)"', pyproject.read_text())
+    assert declared is not None and declared.group(1) == lockfolder.__version__

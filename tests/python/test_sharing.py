@@ -135,7 +135,12 @@ class Tasks:
 
 def next_report(w: "Threads | Tasks", timeout: float = 30) -> Report:
     r = w.reports.get(timeout=timeout)
-    assert r[0] != "error", r
+    if r[0] == "error":  # show what the folder held, to tell why
+        seen = [
+            (h.name, h.kind, h.state, h.pid, h.mode, h.slots, h.waiting_since)
+            for h in w.lock.holders()
+        ]
+        raise AssertionError(f"worker {r[1]} failed: {r[2]}; the folder holds {seen}")
     return r
 
 
