@@ -12,6 +12,11 @@ WAIT_SLICE_SECONDS: float
 _Self = TypeVar("_Self", bound="LockFolder")
 _StrPath = str | os.PathLike[str]
 
+# What ``Holder.kind``, ``Holder.state`` and ``Holder.mode`` can be.
+_EntryKind = Literal["bid", "legacy-bid", "temporary", "queue-marker", "other"]
+_EntryState = Literal["live", "stale", "foreign", "not-a-bid"]
+_LockMode = Literal["exclusive", "shared"]
+
 @final
 class CancelToken:
     """Cancels a wait from another thread."""
@@ -30,11 +35,11 @@ class Holder:
     @property
     def path(self) -> pathlib.Path: ...
     @property
-    def kind(self) -> str:
+    def kind(self) -> _EntryKind:
         """``"bid"``, ``"legacy-bid"`` (lockfolder 1.0.2), ``"temporary"``,
         ``"queue-marker"`` or ``"other"``."""
     @property
-    def state(self) -> str:
+    def state(self) -> _EntryState:
         """``"live"``, ``"stale"``, ``"foreign"`` or ``"not-a-bid"``."""
     @property
     def note(self) -> str | None: ...
@@ -51,7 +56,7 @@ class Holder:
     @property
     def waiting_since(self) -> float | None: ...
     @property
-    def mode(self) -> Literal["exclusive", "shared"] | None:
+    def mode(self) -> _LockMode | None:
         """The bid's mode (1.0.2 bids are ``"exclusive"``); None for entries
         that are not bids."""
     @property
@@ -71,7 +76,8 @@ class Holder:
 @final
 class Acquired(Generic[_Self]):
     """What ``acquire()`` returns: ``with lock.acquire(timeout=5):`` releases
-    the lock at the end of the block."""
+    the acquisition ``acquire()`` made at the end of the block, wherever the
+    block ends."""
 
     @property
     def lock(self) -> _Self: ...
@@ -101,6 +107,7 @@ class LockFolder:
         shared: bool = False,
         slots: int = 1,
         create: bool = True,
+        _per_process: bool = False,
     ) -> None: ...
     @property
     def path(self) -> pathlib.Path: ...
@@ -113,16 +120,24 @@ class LockFolder:
     @property
     def slots(self) -> int: ...
     @property
-    def locked(self) -> bool: ...
+    def is_locked(self) -> bool:
+        """Whether the caller (this thread, or the running asyncio task) holds
+        the lock through this object. No I/O."""
     @property
-    def bid_path(self) -> pathlib.Path | None: ...
+    def bid_path(self) -> pathlib.Path | None:
+        """The caller's bid, while the caller holds the lock."""
     def acquire(
         self: _Self, timeout: float | None = None, *, cancel: CancelToken | None = None
     ) -> Acquired[_Self]: ...
     def try_acquire(self) -> bool: ...
-    def release(self) -> None: ...
-    def is_held(self) -> bool: ...
-    def is_locked(self) -> bool: ...
+    def release(self) -> None:
+        """Releases the caller's acquisition; ``RuntimeError`` if the caller
+        holds none through this object."""
+    def is_held(self) -> bool:
+        """Whether the caller's bid is still in the folder."""
+    def held_by_anyone(self) -> bool:
+        """Whether anyone, this object included, holds the lock (reads the
+        folder)."""
     def holders(self) -> list[Holder]: ...
     def clean(self) -> list[Holder]: ...
     def challenge(self, name: str) -> bool: ...
@@ -133,9 +148,7 @@ class LockFolder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool: ...
-    def _start_wait(
-        self, task_id: int, timeout: float | None, cancel: CancelToken
-    ) -> PendingAcquire: ...
-    def _finish_wait(self, task_id: int, pending: PendingAcquire) -> None: ...
+    def _start_wait(self, timeout: float | None, cancel: CancelToken) -> PendingAcquire: ...
+    def _finish_wait(self, pending: PendingAcquire) -> None: ...
 
 def cli_main(argv: list[str]) -> int: ...
