@@ -23,7 +23,8 @@ class LockFolder(_lockfolder.LockFolder):
     """An inter-process mutex that needs nothing but a folder.
 
     ``LockFolder(path, *, timeout=None, label=None, shared=False, slots=1,
-    create=True)``: ``path`` (``str`` or any ``os.PathLike``) is the lock
+    create=True, lease=None, fencing=False, allow_filesystem=None)``:
+    ``path`` (``str`` or any ``os.PathLike``) is the lock
     folder, created (with its parents) if missing unless ``create=False``,
     which raises ``FileNotFoundError`` instead; ``timeout`` is the default for
     ``acquire()``, ``with`` and ``async with`` (None: wait as long as it
@@ -35,6 +36,17 @@ class LockFolder(_lockfolder.LockFolder):
     admits at most ``N`` holders; every contender of the folder must use the
     same ``N`` (``SlotsMismatch`` otherwise). ``slots=0``, or ``shared=True``
     with ``slots > 1``, raise ``ValueError``.
+
+    ``lease=SECONDS`` holds every acquisition under a lease, for folders
+    shared between machines: the bid is renewed in the background, and a
+    machine that cannot judge our processes may remove it once it has not
+    been renewed for the lease (by the file server's clock). ``lost`` turns
+    True when the lease could not be renewed in time; stop and release.
+    ``fencing=True`` (implied by a lease) gives each acquisition a
+    ``fencing_token`` larger than every earlier holder's.
+    ``allow_filesystem="name"`` (or a list) accepts a filesystem lockfolder
+    has no evidence for (``filesystem`` names it); without it, acquiring
+    there raises ``FilesystemRefused``.
 
     Concurrency contract:
 

@@ -17,6 +17,7 @@ from lockfolder import (
     LockLost,
     LockTimeout,
     SlotsMismatch,
+    Status,
 )
 from lockfolder import lockfolder as lf1
 
@@ -51,11 +52,20 @@ def blocking(path: pathlib.Path) -> Optional[float]:
     holders: List[Holder] = lock.holders()
     for h in holders:
         state: Literal["live", "stale", "foreign", "not-a-bid"] = h.state
-        kind: Literal["bid", "legacy-bid", "temporary", "queue-marker", "other"] = h.kind
+        kind: Literal[
+            "bid", "legacy-bid", "temporary", "queue-marker", "artefact", "fence", "other"
+        ] = h.kind
+        role: Literal["holder", "waiter", "none"] = h.role
+        lease: Optional[float] = h.lease
         as_text: str = h.state
         pid: Optional[int] = h.pid
         started: Optional[float] = h.started
-        print(state, kind, as_text, pid, started, h.host, h.label, h.path.name, h.acquired)
+        print(state, kind, role, lease, as_text, pid, started, h.host, h.label, h.path.name)
+    st: Status = lock.status()
+    waits: bool = st.would_wait or lock.would_wait()
+    fs_name: str = lock.filesystem.name
+    fence: Optional[int] = lock.fencing_token
+    print(waits, fs_name, fence, st.blockers, lock.lost)
     removed: List[Holder] = lock.clean()
     mine: bool = lock.is_locked
     anyone: bool = lock.held_by_anyone()

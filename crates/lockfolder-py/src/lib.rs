@@ -138,6 +138,10 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             PyValueError::new_err(format!("{}: {what}", path.display()))
         }
         Error::Unsupported { .. } => os_error(Some(libc::EOPNOTSUPP), text, &path),
+        Error::FilesystemRefused { name, .. } => {
+            lock_error(py, "FilesystemRefused", (text, path, name))
+        }
+        Error::Refused { .. } => lock_error(py, "RemovalRefused", (text, path)),
         _ => lock_error(py, "LockError", (text, path)),
     }
 }
@@ -241,11 +245,25 @@ struct PyHolder {
     command: Option<String>,
     blocks: bool,
     description: String,
+    role: &'static str,
+    stopped: bool,
+    os: Option<String>,
+    group: Option<u32>,
+    lease: Option<f64>,
+    renewed: Option<f64>,
+    allowed_fs: Option<String>,
 }
 
 impl From<Holder> for PyHolder {
     fn from(h: Holder) -> Self {
         PyHolder {
+            role: h.role.as_str(),
+            stopped: h.stopped,
+            os: h.os.clone(),
+            group: h.group,
+            lease: h.lease.map(|l| l.as_secs_f64()),
+            renewed: unix_seconds(h.renewed),
+            allowed_fs: h.allowed_fs.clone(),
             name: h.name.to_string_lossy().into_owned(),
             kind: h.kind.as_str(),
             state: h.state.as_str(),
@@ -293,6 +311,82 @@ impl PyHolder {
 
 fn holder_list(list: Vec<Holder>) -> Vec<PyHolder> {
     list.into_iter().map(PyHolder::from).collect()
+}
+
+/// The filesystem a lock folder lives on, and lockfolder's policy for it.
+#[pyclass(
+    frozen,
+    get_all,
+    module = "lockfolder._lockfolder",
+    name = "Filesystem"
+)]
+struct PyFilesystem {
+    /// `ext4`, `nfs4`, `fuse.sshfs`, ...
+    name: String,
+    /// `local`, `network`, `cluster`, `fuse` or `unknown`.
+    kind: &'static str,
+    source: Option<String>,
+    options: Vec<String>,
+    /// Whether lockfolder locks there (by evidence, or by opt-in).
+    accepted: bool,
+    /// Accepted only because of an explicit opt-in.
+    opted_in: bool,
+    /// The evidence, or why it is not shown safe.
+    reason: &'static str,
+}
+
+#[pymethods]
+impl PyFilesystem {
+    fn __repr__(&self) -> String {
+        format!(
+            "Filesystem(name={:?}, kind={:?}, accepted={})",
+            self.name,
+            self.kind,
+            if self.accepted { "True" } else { "False" }
+        )
+    }
+}
+
+fn filesystem_of(f: &LockFolder) -> PyFilesystem {
+    let fs = f.filesystem();
+    let p = f.filesystem_policy();
+    PyFilesystem {
+        name: fs.name.clone(),
+        kind: fs.kind.as_str(),
+        source: fs.source.clone(),
+        options: fs.options.clone(),
+        accepted: p.accepted,
+        opted_in: p.opted_in,
+        reason: p.reason,
+    }
+}
+
+/// A lock folder at one moment (`LockFolder.status()`).
+#[pyclass(frozen, get_all, module = "lockfolder._lockfolder", name = "Status")]
+struct PyStatus {
+    /// Every entry, in name order (queue order for bids and markers).
+    entries: Vec<Py<PyHolder>>,
+    /// Whether a new blocking acquisition would wait now.
+    would_wait: bool,
+    /// What it would wait for: entries that keep it out, then the waiters
+    /// queued ahead of it.
+    blockers: Vec<Py<PyHolder>>,
+    /// Whether anything holds or blocks the lock (queued waiters aside).
+    held: bool,
+    filesystem: Py<PyFilesystem>,
+}
+
+#[pymethods]
+impl PyStatus {
+    fn __repr__(&self) -> String {
+        format!(
+            "Status(entries={}, held={}, would_wait={}, blockers={})",
+            self.entries.len(),
+            if self.held { "True" } else { "False" },
+            if self.would_wait { "True" } else { "False" },
+            self.blockers.len()
+        )
+    }
 }
 
 // ----------------------------------------------------------- lock folder ---
@@ -591,7 +685,7 @@ impl PyLockFolder {
 #[pymethods]
 impl PyLockFolder {
     #[new]
-    #[pyo3(signature = (path, *, timeout = None, label = None, shared = false, slots = 1, create = true, _per_process = false))]
+    #[pyo3(signature = (path, *, timeout = None, label = None, shared = false, slots = 1, create = true, lease = None, fencing = false, allow_filesystem = None, _per_process = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -601,6 +695,9 @@ impl PyLockFolder {
         shared: bool,
         slots: i64,
         create: bool,
+        lease: Option<f64>,
+        fencing: bool,
+        allow_filesystem: Option<Bound<'_, PyAny>>,
         _per_process: bool,
     ) -> PyResult<Self> {
         seconds(timeout)?;
@@ -616,6 +713,23 @@ impl PyLockFolder {
             .slots(slots);
         if let Some(l) = &label {
             builder = builder.label(l.clone());
+        }
+        if let Some(l) = lease {
+            let l = seconds(Some(l))?.unwrap_or(Duration::MAX);
+            builder = builder.lease(l);
+        }
+        if fencing {
+            builder = builder.fencing(true);
+        }
+        // One name or a list of names.
+        if let Some(a) = allow_filesystem {
+            let names: Vec<String> = match a.extract::<String>() {
+                Ok(one) => vec![one],
+                Err(_) => a.extract()?,
+            };
+            for n in names {
+                builder = builder.allow_filesystem(n);
+            }
         }
         let folder = py.detach(|| builder.open()).map_err(|e| to_py(py, e))?;
         Ok(PyLockFolder {
@@ -728,6 +842,75 @@ impl PyLockFolder {
             Some(r) => r.map_err(|e| to_py(py, e)),
             None => Ok(false),
         }
+    }
+
+    /// The fencing token of the caller's acquisition (with `fencing=True` or
+    /// a lease): larger than every earlier holder's. None when the caller
+    /// holds nothing or the lock draws no tokens.
+    #[getter]
+    fn fencing_token(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        let me = self.caller(py)?;
+        Ok(self
+            .own(py, &me)
+            .and_then(|id| self.with_id(id, LockGuard::fencing_token))
+            .flatten())
+    }
+
+    /// Whether the caller's lease could not be renewed in time (False
+    /// without a lease): the lock may be someone else's; stop and release.
+    #[getter]
+    fn lost(&self, py: Python<'_>) -> PyResult<bool> {
+        let me = self.caller(py)?;
+        Ok(self
+            .own(py, &me)
+            .and_then(|id| self.with_id(id, LockGuard::lost))
+            .unwrap_or(false))
+    }
+
+    /// The filesystem the folder lives on and lockfolder's policy for it.
+    #[getter]
+    fn filesystem(&self) -> PyFilesystem {
+        filesystem_of(&self.folder)
+    }
+
+    /// The folder at this moment: every entry, whether a new blocking
+    /// acquisition would wait and for what. Nothing is changed.
+    fn status(&self, py: Python<'_>) -> PyResult<PyStatus> {
+        let st = py
+            .detach(|| self.folder.status())
+            .map_err(|e| to_py(py, e))?;
+        let list = |v: Vec<Holder>| -> PyResult<Vec<Py<PyHolder>>> {
+            v.into_iter()
+                .map(|h| Py::new(py, PyHolder::from(h)))
+                .collect()
+        };
+        let held = st.held();
+        Ok(PyStatus {
+            would_wait: st.would_wait,
+            held,
+            entries: list(st.entries)?,
+            blockers: list(st.blockers)?,
+            filesystem: Py::new(py, filesystem_of(&self.folder))?,
+        })
+    }
+
+    /// Whether a new blocking acquisition would have to wait now (the lock
+    /// is held in a way that conflicts with this object's mode and slots,
+    /// or live waiters are queued ahead).
+    fn would_wait(&self, py: Python<'_>) -> PyResult<bool> {
+        py.detach(|| self.folder.status())
+            .map(|st| st.would_wait)
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Removes the entry `name` on an operator's say-so, for what no proof
+    /// can settle (a container killed as a whole, a host gone for good).
+    /// `RemovalRefused` for anything not named like a bid and for the bid of
+    /// a process this machine sees alive. Returns what was removed.
+    fn remove_forced(&self, py: Python<'_>, name: OsString) -> PyResult<PyHolder> {
+        py.detach(|| self.folder.remove_forced(&name))
+            .map(PyHolder::from)
+            .map_err(|e| to_py(py, e))
     }
 
     /// Whether anyone holds the lock: an entry of the folder that keeps an
@@ -953,6 +1136,8 @@ fn _lockfolder(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("WAIT_SLICE_SECONDS", SLICE.as_secs_f64())?;
     m.add_class::<PyLockFolder>()?;
     m.add_class::<PyHolder>()?;
+    m.add_class::<PyStatus>()?;
+    m.add_class::<PyFilesystem>()?;
     m.add_class::<PyCancelToken>()?;
     m.add_class::<PendingAcquire>()?;
     m.add_class::<Acquired>()?;
