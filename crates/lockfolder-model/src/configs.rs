@@ -91,13 +91,6 @@ pub fn by_hand() -> Vec<(&'static str, Config)> {
             },
         ),
         (
-            "ours-3-crash",
-            Config {
-                max_states: 12_000_000,
-                ..three(Config::ours(3, 1))
-            },
-        ),
-        (
             "container-ours-2+1",
             Config {
                 max_states: 12_000_000,
@@ -108,6 +101,7 @@ pub fn by_hand() -> Vec<(&'static str, Config)> {
             "stops-ours-3",
             Config {
                 max_states: 12_000_000,
+                crashes: 0,
                 ..three(stops(3))
             },
         ),
@@ -115,21 +109,24 @@ pub fn by_hand() -> Vec<(&'static str, Config)> {
             "nfs-fresh-after-own-change-ours-3",
             Config {
                 max_states: 12_000_000,
+                crashes: 0,
                 ..three(fresh_after_own_change(3))
             },
         ),
         (
-            "reboot-unjudgeable-ours-2-crash",
+            "shared-2+excl-1-any-timing",
             Config {
                 max_states: 12_000_000,
-                ..reboot(2, 1)
+                timing: Timing::Any,
+                ..readers_and_writer(0)
             },
         ),
         (
-            "ours-2+legacy-1-crash",
+            "slots-2-of-3-any-timing",
             Config {
                 max_states: 12_000_000,
-                ..legacy(1)
+                timing: Timing::Any,
+                ..semaphore(0)
             },
         ),
         (
@@ -256,6 +253,9 @@ pub enum Expect {
     Unsafe,
     /// A contender held back for ever by what is no legitimate blocker.
     HeldBack,
+    /// The same, with the other contenders only crashing (never stopped) in
+    /// the held-back projections.
+    HeldBackAfterCrashes,
     /// A fair cycle in which nobody ever holds.
     Livelock,
 }
@@ -340,7 +340,7 @@ pub fn mutants() -> Vec<(&'static str, Config, Expect)> {
         (
             "i-markers-never-expire-reboot",
             reboot(2, 0).with(Mutant::MarkersNeverExpire),
-            Expect::HeldBack,
+            Expect::HeldBackAfterCrashes,
         ),
         (
             "symmetric-withdraw",

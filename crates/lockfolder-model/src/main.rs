@@ -92,8 +92,9 @@ fn main() {
         adjust(&mut cfg);
         let checks = match expect {
             Expect::Unsafe => Checks::safety(),
-            Expect::HeldBack => Checks {
+            Expect::HeldBack | Expect::HeldBackAfterCrashes => Checks {
                 livelock: false,
+                stopped_fates: expect == Expect::HeldBack,
                 ..Checks::all()
             },
             Expect::Livelock => Checks::all(),
@@ -103,7 +104,7 @@ fn main() {
             (Expect::Unsafe, Some(t), _, _) => {
                 format!("caught: unsafe after {} steps", t.steps.len())
             }
-            (Expect::HeldBack, None, Some(h), _) => format!(
+            (Expect::HeldBack | Expect::HeldBackAfterCrashes, None, Some(h), _) => format!(
                 "caught: {} held back after {}+{} steps",
                 slot_name(h.proc),
                 h.trace.steps.len(),

@@ -525,9 +525,12 @@ pub enum Step {
     JoinQueue,
     /// Writes its temporary bid (step 20); 1.0.2: writes its bid.
     WriteTemp,
-    /// Renames the temporary into place; name-before-content: writes the
-    /// bid's content.
+    /// Renames the temporary into place.
     Publish,
+    /// Name-before-content world: creates the bid's name, empty.
+    WriteName,
+    /// Name-before-content world: writes the bid's content.
+    WriteContent,
     /// Deletes its queue marker before holding (`leave_queue`).
     LeaveQueue,
     /// Deletes its own bid (step 40).
@@ -1425,7 +1428,11 @@ impl State {
                     s.procs[p].pc = Pc::Publish;
                     vec![(s, 0)]
                 };
-                push(Step::WriteTemp, v);
+                let step = match (flavor, cfg.world.publish) {
+                    (Flavor::Legacy, _) | (_, Publish::TempThenRename) => Step::WriteTemp,
+                    (_, Publish::NameBeforeContent) => Step::WriteName,
+                };
+                push(step, v);
             }
             Pc::Publish => {
                 let mut s = self.clone();
@@ -1453,7 +1460,11 @@ impl State {
                         vec![(s.begin(cfg, p, Pc::List30, false), 0)]
                     }
                 };
-                push(Step::Publish, v);
+                let step = match cfg.world.publish {
+                    Publish::TempThenRename => Step::Publish,
+                    Publish::NameBeforeContent => Step::WriteContent,
+                };
+                push(step, v);
             }
             Pc::LeaveQueue => {
                 let mut s = self.clone();
@@ -1888,8 +1899,13 @@ impl fmt::Display for Action {
             Step::RemoveStale(NONE) => write!(f, "{who} finds its stale entries gone, decides"),
             Step::RemoveStale(id) => write!(f, "{who} removes {} as stale", id_name(id)),
             Step::JoinQueue => write!(f, "{who} publishes its queue marker"),
-            Step::WriteTemp => write!(f, "{who} writes its temporary bid (step 20)"),
-            Step::Publish => write!(f, "{who} publishes its bid"),
+            Step::WriteTemp => write!(
+                f,
+                "{who} writes its temporary bid (step 20; 1.0.2: its bid)"
+            ),
+            Step::Publish => write!(f, "{who} renames its temporary into place"),
+            Step::WriteName => write!(f, "{who} creates its bid's name, empty (step 20)"),
+            Step::WriteContent => write!(f, "{who} writes its bid's content"),
             Step::LeaveQueue => write!(f, "{who} deletes its queue marker and holds"),
             Step::Withdraw => write!(f, "{who} withdraws its bid (step 40)"),
             Step::Release => write!(f, "{who} releases: deletes its bid (step 60)"),

@@ -265,6 +265,10 @@ fn caught(name: &str) -> Report {
     let checks = match expect {
         Expect::Unsafe => Checks::safety(),
         Expect::HeldBack => safety_and_held_back(),
+        Expect::HeldBackAfterCrashes => Checks {
+            stopped_fates: false,
+            ..safety_and_held_back()
+        },
         Expect::Livelock => Checks::all(),
     };
     let r = check(&cfg, checks);
@@ -278,7 +282,7 @@ fn caught(name: &str) -> Report {
             assert!(last.violates(&cfg));
             eprintln!("{name}: unsafe after {} steps:\n{t}", t.steps.len());
         }
-        Expect::HeldBack => {
+        Expect::HeldBack | Expect::HeldBackAfterCrashes => {
             assert!(r.two_holders.is_none(), "{name}: unsafe");
             let h = r
                 .held_back
@@ -407,14 +411,7 @@ fn mutant_i_markers_that_never_expire_hold_the_queue_behind_a_stopped_waiter() {
 fn mutant_i_markers_that_never_expire_hold_the_queue_behind_a_previous_boot() {
     // Only crashes in the held-back projections: what holds the queue is
     // then a marker of the previous boot, which nobody can judge.
-    let (cfg, _) = mutant("i-markers-never-expire-reboot");
-    let r = check(
-        &cfg,
-        Checks {
-            stopped_fates: false,
-            ..safety_and_held_back()
-        },
-    );
+    let r = caught("i-markers-never-expire-reboot");
     let h = r.held_back.expect("caught");
     assert!(h.to_string().contains(".wait age0 (old boot)"), "{h}");
     assert!(h.stuck().ghosts != 0, "{h}");
