@@ -7,8 +7,8 @@
 //! `-- --no-symmetry` turns symmetry reduction off (more states, and the
 //! livelock and starvation checks run too where they apply);
 //! `-- --max-states N` raises or lowers the cap on states;
-//! `-- --by-hand` checks the bigger configurations instead (several GB and
-//! minutes each; combine with `--only`).
+//! `-- --by-hand` checks the bigger configurations instead (up to 2.1 GB
+//! and a minute or two each; combine with `--only`).
 
 use lockfolder_model::configs::{self, Expect};
 use lockfolder_model::model::slot_name;
