@@ -100,9 +100,23 @@ pub struct Livelock {
 /// The result of checking one configuration.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// First state that breaks safety (two holders of an exclusive lock, a
+    /// writer with a reader, more than N holders), if any.
+    pub two_holders: Option<Trace>,
     /// Reachable states (all of them, unless a safety violation stopped the
     /// search early).
     pub states: usize,
+    /// A contender held back for ever, if checked and any.
+    pub held_back: Option<HeldBack>,
+    /// Projected states whose solo search was run for the held-back check.
+    pub held_back_checked: usize,
+    /// A livelock, if checked and any.
+    pub livelock: Option<Livelock>,
+    /// Whether the livelock and starvation questions were asked.
+    pub livelock_checked: bool,
+    /// A fair cycle in which a contender of ours waits forever while others
+    /// may enter (starvation), if checked and any.
+    pub starvation: Option<Livelock>,
     /// Transitions explored.
     pub transitions: u64,
     /// Length of the longest shortest path.
@@ -110,20 +124,6 @@ pub struct Report {
     /// The most contenders holding at once in any state found (shows that
     /// the limits are reached, so that their checks are not vacuous).
     pub max_holders: usize,
-    /// First state that breaks safety (two holders of an exclusive lock, a
-    /// writer with a reader, more than N holders), if any.
-    pub two_holders: Option<Trace>,
-    /// A contender held back for ever, if checked and any.
-    pub held_back: Option<HeldBack>,
-    /// Projected states whose solo search was run for the held-back check.
-    pub held_back_checked: usize,
-    /// A livelock, if checked and any.
-    pub livelock: Option<Livelock>,
-    /// A fair cycle in which a contender of ours waits forever while others
-    /// may enter (starvation), if checked and any.
-    pub starvation: Option<Livelock>,
-    /// Whether the livelock and starvation questions were asked.
-    pub livelock_checked: bool,
     /// Wall-clock time of the whole check.
     pub elapsed: Duration,
     /// Of which: the search, the held-back check, the livelock check.
@@ -703,28 +703,29 @@ pub fn find_livelock(cfg: &Config, g: &Graph, victim: Option<usize>) -> Option<L
         if index[root] != UNSEEN || !in_subgraph(&g.states[root], victim) {
             continue;
         }
-        // Iterative Tarjan: frames of (node, successors, position).
+        // Iterative Tarjan: frames of (node, successors, position); `open`
+        // is the node to enter next.
         let mut frames: Vec<Frame> = Vec::new();
-        let succ = quiet_successors(cfg, g, &g.states[root], victim, &mut buf);
-        index[root] = next;
-        low[root] = next;
-        next += 1;
-        stack.push(root as u32);
-        on_stack[root] = true;
-        frames.push((root as u32, succ, 0));
-        while let Some(frame) = frames.last_mut() {
+        let mut open = Some(root);
+        loop {
+            if let Some(w) = open.take() {
+                let succ = quiet_successors(cfg, g, &g.states[w], victim, &mut buf);
+                index[w] = next;
+                low[w] = next;
+                next += 1;
+                stack.push(w as u32);
+                on_stack[w] = true;
+                frames.push((w as u32, succ, 0));
+            }
+            let Some(frame) = frames.last_mut() else {
+                break;
+            };
             let v = frame.0 as usize;
             if frame.2 < frame.1.len() {
                 let w = frame.1[frame.2].0 as usize;
                 frame.2 += 1;
                 if index[w] == UNSEEN {
-                    let succ = quiet_successors(cfg, g, &g.states[w], victim, &mut buf);
-                    index[w] = next;
-                    low[w] = next;
-                    next += 1;
-                    stack.push(w as u32);
-                    on_stack[w] = true;
-                    frames.push((w as u32, succ, 0));
+                    open = Some(w);
                 } else if on_stack[w] {
                     low[v] = low[v].min(index[w]);
                 }
