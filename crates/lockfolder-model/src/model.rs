@@ -316,6 +316,9 @@ pub enum Pc {
     LeaveQueue,
     /// Step 50: holding the lock.
     Held,
+    /// Step 30 said `Withdraw` to a waiter not yet in the queue: next,
+    /// publish its marker (so it keeps its place), then withdraw.
+    JoinThenWithdraw,
     /// Step 40: next, withdraw our bid.
     Withdraw,
     /// `Contender::abandon`: next, withdraw our bid.
@@ -1392,16 +1395,21 @@ impl State {
                     v,
                 );
             }
-            Pc::JoinThenBid | Pc::JoinThenReturn => {
+            Pc::JoinThenBid | Pc::JoinThenReturn | Pc::JoinThenWithdraw => {
                 let mut s = self.clone();
                 s.marks[my] = pr.age;
                 s.procs[p].queued = true;
                 s.procs[p].changed = cfg.tracks_changes();
-                let v = if pr.pc == Pc::JoinThenBid {
-                    s.procs[p].pc = Pc::WriteTemp;
-                    vec![(s, 0)]
-                } else {
-                    s.attempt_returns(cfg, p, false)
+                let v = match pr.pc {
+                    Pc::JoinThenBid => {
+                        s.procs[p].pc = Pc::WriteTemp;
+                        vec![(s, 0)]
+                    }
+                    Pc::JoinThenWithdraw => {
+                        s.procs[p].pc = Pc::Withdraw;
+                        vec![(s, 0)]
+                    }
+                    _ => s.attempt_returns(cfg, p, false),
                 };
                 push(Step::JoinQueue, v);
             }
@@ -1877,7 +1885,13 @@ impl State {
                 s.attempt_returns(cfg, p, true)
             }
             Next30::Withdraw => {
-                s.procs[p].pc = Pc::Withdraw;
+                // `protocol.rs`: a waiter joins the queue before withdrawing,
+                // so younger contenders defer to it next time.
+                s.procs[p].pc = if decide::join_before_withdraw(&me, rules) && !pr.queued {
+                    Pc::JoinThenWithdraw
+                } else {
+                    Pc::Withdraw
+                };
                 vec![(s, 0)]
             }
             Next30::Lost => s.attempt_returns(cfg, p, false),

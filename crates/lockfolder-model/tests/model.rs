@@ -186,26 +186,24 @@ fn prompt_contenders_never_livelock() {
     }
 }
 
-/// Finding 1 (reported): with the shipped rules, an older waiter can be
-/// overtaken for ever even when every contender is prompt. Its first-in-
-/// line bid is withdrawn once KEEP_MAX passes while a younger contender
-/// holds; its next step 10 finds the lock free and it bids without a queue
-/// marker, and the younger contender's next session wins the bid race
-/// again. Every such cycle needs KEEP_MAX: without it there is none (test
-/// above). When the core fixes this, this test fails: make it assert
-/// `starvation.is_none()`.
+/// Finding 1 of the model (fixed): an older waiter could be overtaken for
+/// ever even when every contender is prompt. Its first-in-line bid was
+/// withdrawn once KEEP_MAX passed while a younger contender held, without a
+/// queue marker; its next step 10 found the lock free and it bid unqueued,
+/// and the younger contender's next session won the bid race again. A
+/// waiter now joins the queue before it withdraws at step 30
+/// (`protocol.rs`), so the younger one defers to it: no starvation and no
+/// livelock with prompt contenders, crashes included.
 #[test]
-fn finding_keep_max_lets_an_older_waiter_be_overtaken_for_ever() {
-    let r = check(&real("ours-2-crash-prompt"), Checks::all());
-    let s = r.starvation.expect("the keep-bound starvation");
-    assert!(
-        s.cycle.iter().any(|a| a.note & note::KEEP_MAX != 0),
-        "a starvation cycle without KEEP_MAX: {:?}",
-        s.cycle
-    );
-    eprintln!("starvation:\n{}", s.trace);
-    for a in &s.cycle {
-        eprintln!("      {a}");
+fn an_older_waiter_withdrawing_keeps_its_place() {
+    for name in ["ours-2-crash-prompt", "ours-2-crash-keep-forever"] {
+        let r = check(&real(name), Checks::all());
+        assert_safe_and_never_held_back(name, &r);
+        assert!(r.livelock_checked, "{name}");
+        if let Some(s) = &r.starvation {
+            panic!("{name}: starvation:\n{}", s.trace);
+        }
+        assert!(r.livelock.is_none(), "{name}: livelock");
     }
 }
 

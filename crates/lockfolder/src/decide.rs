@@ -403,6 +403,15 @@ pub fn after_bid(me: &Me, own_present: bool, t: &Tally, rules: &Rules) -> Next30
     }
 }
 
+/// Whether a contender that withdraws at step 30 first publishes its queue
+/// marker (if it has none): a waiter keeps its place, so that its next step
+/// 10, finding the lock free, does not race younger contenders unqueued
+/// (the model check found an older waiter overtaken for ever that way). The
+/// seed's symmetric withdrawal has no queue.
+pub fn join_before_withdraw(me: &Me, rules: &Rules) -> bool {
+    me.waiting && rules.mutant != Mutant::SymmetricWithdraw
+}
+
 /// Whether a new blocking acquisition would have to wait: what `status`
 /// reports. A newcomer is the youngest of all, so every live marker is
 /// ahead of it.

@@ -274,6 +274,10 @@ impl Contender {
                 Ok(Step::Wait)
             }
             Next30::Withdraw => {
+                // A waiter keeps its place first (see the rule).
+                if decide::join_before_withdraw(&me, &Rules::REAL) {
+                    self.join_queue()?;
+                }
                 // Step 40.
                 self.withdraw()?;
                 Ok(wait_or_busy)
