@@ -231,16 +231,31 @@ impl Contender {
             if self.published_once {
                 self.token = self.age.renew();
             }
+            // A lease counts from *before* the bid's content is written: its
+            // stamp (the file's modification time) can only be later, so a
+            // pause in between never makes us count on more than others
+            // grant.
+            let before = Instant::now();
             let name = bid(&self.shared, &mut self.token)?;
             self.published_once = true;
-            self.published = Some(Instant::now());
+            self.published = Some(before);
             self.bid = Some(name);
+        }
+        if !self.keep_lease_fresh()? {
+            return Ok(wait_or_busy);
         }
         // Step 30: the listing that decides. It begins after our bid is
         // published, so it sees every bid published before it.
         let me = self.me(waiting);
         let (own_present, tally) = self.check(&me, true)?;
         match decide::after_bid(&me, own_present, &tally, &Rules::REAL) {
+            Next30::Enter if self.lease_lapsed() => {
+                // Stalled past our own lease's validity since the last stamp:
+                // another host may already count the bid expired. Never enter
+                // on it; withdraw and bid anew (a new name, a new stamp).
+                self.withdraw()?;
+                Ok(wait_or_busy)
+            }
             Next30::Enter => {
                 // Step 50. Our place in the queue is no longer needed; if the
                 // marker cannot be removed, give the lock back rather than
@@ -288,6 +303,44 @@ impl Contender {
                 self.bid = None;
                 Ok(wait_or_busy)
             }
+        }
+    }
+
+    /// Under a lease, a bid that waits is renewed like a held one, and one
+    /// whose validity has passed is withdrawn, never revived: a reader on
+    /// another host may have judged it expired on its old stamp and be about
+    /// to remove it. `false`: the bid is gone (withdrawn, or removed by
+    /// someone), bid again later.
+    fn keep_lease_fresh(&mut self) -> Result<bool> {
+        let (Some(lease), Some(name), Some(since)) =
+            (self.shared.lease, self.bid.clone(), self.published)
+        else {
+            return Ok(true);
+        };
+        if self.lease_lapsed() {
+            self.withdraw()?;
+            return Ok(false);
+        }
+        if since.elapsed() >= lease / 3 {
+            let before = Instant::now();
+            match self.shared.folder.touch(name.as_bytes()) {
+                Ok(()) => self.published = Some(before),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.bid = None;
+                    return Ok(false);
+                }
+                // Not renewed: the old stamp still counts, checked next time.
+                Err(_) => {}
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether our bid's lease has passed the part of it we may count on.
+    fn lease_lapsed(&self) -> bool {
+        match (self.shared.lease, self.published) {
+            (Some(lease), Some(since)) => since.elapsed() >= crate::lease::holder_validity(lease),
+            _ => false,
         }
     }
 

@@ -163,7 +163,13 @@ impl Waiter {
             }
             match self.contender.attempt(true)? {
                 Step::Held(e) => {
-                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), e)));
+                    let g = LockGuard::new(self.contender.shared.clone(), e);
+                    // Stalled between the deciding listing and here for longer
+                    // than the lease's validity: give it back and go on.
+                    if !g.lost() {
+                        return Ok(Some(g));
+                    }
+                    drop(g);
                 }
                 Step::Busy | Step::Wait => {}
             }
