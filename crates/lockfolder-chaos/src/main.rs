@@ -248,6 +248,9 @@ fn main() -> ExitCode {
                     for e in report.unexpected_exits.iter().chain(&report.worker_errors) {
                         eprintln!("worker: {}", e.trim_end());
                     }
+                    for a in &report.artefacts_left {
+                        eprintln!("artefact left by the filesystem (not failed): {a}");
+                    }
                     for f in report.failures() {
                         eprintln!("FAIL: {f}");
                     }
