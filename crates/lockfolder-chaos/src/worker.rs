@@ -67,12 +67,12 @@ pub fn run_worker(
             // already have judged the bid expired. Not entering is what a
             // correct application does; the storm counts it as a failure
             // of the lock (a guard that is lost from the start).
-            let age = age_ms.map_or("an unknown time".to_owned(), |a| format!("{a} ms"));
+            let age = age_ms.map_or("of unknown age".to_owned(), |a| format!("{a} ms"));
             arena.record_lease_lost(
                 tag,
                 &format!(
-                    "lock() returned a guard whose lease had already lapsed (bid published \
-                     {age} before, lock() took {} ms); not entered",
+                    "lock() returned a guard whose lease had already lapsed (its bid's stamp \
+                     {age} old, lock() took {} ms); not entered",
                     waited.as_millis()
                 ),
             );
