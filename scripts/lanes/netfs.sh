@@ -29,6 +29,7 @@
 # storm), NETFS_LANE_LEASE_MS (2000: the multi-host workers' lease),
 # NETFS_STORM_PROFILE (release), and the beds' own NETFS_* variables
 # (scripts/lanes/netfs/README.md).
+# shellcheck disable=SC2034 # read by common.sh
 NF_BED=lane
 # shellcheck source=scripts/lanes/netfs/common.sh
 . "$(dirname "$0")/netfs/common.sh"
@@ -154,9 +155,10 @@ fi
 if want nfs; then
     nf_begin nfs
     # TCG is slow to start processes: fewer kills (nfs.sh's default, 400 ms)
-    # and a lease the loaded guest renews in time.
+    # and a lease the loaded guest renews in time. The guest normally takes
+    # under 3 minutes; a hung one is cut at 10 (and fails the lane: 125).
     LOCKFOLDER_STORM_LEASE_MS=${NETFS_LANE_LEASE_MS:-2000} \
-        bed nfs "$NF_DIR/nfs.sh" --job v3 --job v42 --job v40:3
+        bed nfs "$NF_DIR/nfs.sh" --timeout 600 --job v3 --job v42 --job v40:3
     expect_lines nfs '^lockfolder-freshness: look=publish' 2
     expect_lines nfs '^lockfolder-storm: PASS' 2
     expect_lines nfs '^\[h[0-9]\] lockfolder-storm: PASS .* takeover_ms=[0-9]' 2
@@ -216,4 +218,6 @@ fi
     fi
 } | tee "$logs/summary.txt"
 
+# The lane's status, which common.sh's exit handler returns.
+# shellcheck disable=SC2034
 if [ ${#failures[@]} -eq 0 ]; then NF_STATUS=0; else NF_STATUS=1; fi
