@@ -11,7 +11,12 @@
 //!                     cleared = 1 if a killed holder's marker was removed
 //! <root>/overlaps/    one file per overlap seen, written the moment it is seen
 //! <root>/errors/      one file per worker that failed
+//! <root>/lease-lost/  one file per lease a holder lost (on entry or while
+//!                     holding)
+//! <root>/timing/<tag> per lock(): how long it took, how old its bid was
 //! <root>/stop         present: workers finish their round and exit
+//! <root>/victim       (multi-host) the holder that asked for its whole host
+//!                     to be killed while holding the lock (see victim.rs)
 //! ```
 //!
 //! With `storm --dirs A,B` the lock folder lives elsewhere (the same folder
@@ -166,6 +171,8 @@ impl Arena {
             a.log_dir(),
             a.overlap_dir(),
             a.error_dir(),
+            a.lease_lost_dir(),
+            a.timing_dir(),
         ] {
             fs::create_dir_all(d)?;
         }
@@ -206,8 +213,18 @@ impl Arena {
     pub fn error_dir(&self) -> PathBuf {
         self.root.join("errors")
     }
+    pub fn lease_lost_dir(&self) -> PathBuf {
+        self.root.join("lease-lost")
+    }
+    pub fn timing_dir(&self) -> PathBuf {
+        self.root.join("timing")
+    }
     pub fn stop_file(&self) -> PathBuf {
         self.root.join("stop")
+    }
+    /// The victim record of a multi-host takeover (in the shared folder).
+    pub fn victim_file(&self) -> PathBuf {
+        self.probe.join("victim")
     }
     pub fn log_path(&self, tag: &str) -> PathBuf {
         self.log_dir().join(format!("{tag}.log"))
@@ -215,6 +232,29 @@ impl Arena {
 
     pub fn stop_requested(&self) -> bool {
         self.stop_file().exists()
+    }
+
+    /// A library worker's timing log: per `lock()`, "<ms it took> <age of
+    /// the bid in ms when it returned>".
+    pub fn open_timing(&self, tag: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.timing_dir().join(format!("{tag}.log")))
+    }
+
+    /// Every (lock ms, bid age ms) pair of this storm's workers.
+    pub fn timings(&self) -> io::Result<Vec<(u64, Option<u64>)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(self.timing_dir())? {
+            for line in fs::read_to_string(entry?.path())?.lines() {
+                let mut w = line.split(' ');
+                if let Some(Ok(ms)) = w.next().map(str::parse) {
+                    out.push((ms, w.next().and_then(|a| a.parse().ok())));
+                }
+            }
+        }
+        Ok(out)
     }
 
     pub fn open_log(&self, tag: &str) -> io::Result<File> {
@@ -236,6 +276,19 @@ impl Arena {
         eprint!("lockfolder-storm: {text}");
         let name = format!("{}-{}-{}", me.pid, now_ns(), fastrand::u32(..));
         let _ = fs::write(self.overlap_dir().join(name), text);
+    }
+
+    /// Writes one file describing a lease lost by a holder (a guard lost
+    /// on entry, or a lease that lapsed while held).
+    pub fn record_lease_lost(&self, tag: &str, what: &str) {
+        eprintln!("lockfolder-storm: worker {tag}: {what}");
+        let name = format!("{tag}-{}-{}", std::process::id(), fastrand::u32(..));
+        let _ = fs::write(self.lease_lost_dir().join(name), format!("{tag}: {what}\n"));
+    }
+
+    /// Every lease-lost report of this storm.
+    pub fn leases_lost(&self) -> io::Result<Vec<String>> {
+        read_all(&self.lease_lost_dir())
     }
 
     /// Writes one file describing a worker failure.
@@ -321,6 +374,19 @@ impl Arena {
 
     /// The critical section, run while the lock is held.
     pub fn critical_section(&self, me: &Me, log: &mut File, jitter_us: u64) -> io::Result<()> {
+        self.critical_section_with(me, log, jitter_us, || Ok(()))
+    }
+
+    /// The critical section, with `inside` run once the acquisition is
+    /// logged, while every detector is held (the occupancy flock, the
+    /// marker): a multi-host victim holds the lock there until it dies.
+    pub fn critical_section_with(
+        &self,
+        me: &Me,
+        log: &mut File,
+        jitter_us: u64,
+        inside: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
         let occupancy = self.enter_occupancy(me)?;
         let (mine, cleared) = self.enter_marker(me)?;
         jitter(jitter_us);
@@ -328,6 +394,7 @@ impl Arena {
         let line = format!("{value} {} {} {}\n", now_ns(), me.pid, u8::from(cleared));
         // One write(2) on an O_APPEND file: a kill cannot split the line.
         log.write_all(line.as_bytes())?;
+        inside()?;
         // The brief's "a little work": 0-2 ms inside the lock.
         std::thread::sleep(Duration::from_micros(fastrand::u64(0..=2000)));
         jitter(jitter_us);

@@ -29,11 +29,13 @@ pub fn open(path: &Path, label: Option<&str>) -> Result<LockFolder, lockfolder::
     if let Some(label) = label {
         b = b.label(label);
     }
-    if let Some(ms) = std::env::var(LEASE_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(ms) = lease_ms() {
         b = b.lease(std::time::Duration::from_millis(ms));
     }
     b.open()
+}
+
+/// The workers' lease from [`LEASE_ENV`], if set.
+pub fn lease_ms() -> Option<u64> {
+    std::env::var(LEASE_ENV).ok()?.parse().ok()
 }

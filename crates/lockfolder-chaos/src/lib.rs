@@ -23,8 +23,10 @@
 #![forbid(unsafe_code)]
 
 pub mod arena;
+pub mod audit;
 pub mod folder;
 pub mod fresh;
 pub mod procfs;
 pub mod storm;
+pub mod victim;
 pub mod worker;

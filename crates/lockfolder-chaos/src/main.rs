@@ -4,8 +4,10 @@
 
 use clap::{Parser, Subcommand};
 use lockfolder_chaos::arena::Arena;
+use lockfolder_chaos::audit;
 use lockfolder_chaos::fresh::{self, FreshOptions, Look};
-use lockfolder_chaos::storm::{self, StormOptions};
+use lockfolder_chaos::storm::{self, StormError, StormOptions};
+use lockfolder_chaos::victim::VictimPlan;
 use lockfolder_chaos::worker;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a storm and check it. Exit status 0 only if it passed.
+    /// Run a storm and check it. Exit status 0 only if it passed, 1 if it
+    /// failed, 2 if it could not run, 4 if the core refuses the lock
+    /// folder's filesystem (nothing was run; the error is printed).
     Storm {
         /// Worker processes (or `lockfolder run` loops with --cli).
         #[arg(long, default_value_t = 8)]
@@ -41,6 +45,13 @@ enum Cmd {
         /// Percent of critical sections killed the moment they start.
         #[arg(long, default_value_t = 3)]
         cs_kill_percent: u32,
+        /// Percent of new bids whose owner is stopped (SIGSTOP) for
+        /// --pause-ms at once, as a VM freeze would (library mode).
+        #[arg(long, default_value_t = 0)]
+        bid_pause_percent: u32,
+        /// How long a paused bidder stays stopped.
+        #[arg(long, default_value_t = 1500)]
+        pause_ms: u64,
         /// Longest random pause between a worker's steps, microseconds.
         #[arg(long, default_value_t = 400)]
         jitter_us: u64,
@@ -74,10 +85,42 @@ enum Cmd {
         /// failure).
         #[arg(long)]
         keep: bool,
+        /// Multi-host takeover, the victim host's storm: after SECS, the
+        /// next critical section is the last; its holder creates
+        /// --victim-request (the bed then kills this whole host) and holds
+        /// the lock until it dies. Needs --shared.
+        #[arg(long, value_name = "SECS")]
+        victim_after: Option<f64>,
+        /// The file whose creation asks the bed to kill this host.
+        #[arg(long, value_name = "FILE")]
+        victim_request: Option<PathBuf>,
+        /// Multi-host takeover, the other hosts' storms: the bed's record of
+        /// the kill (uptime seconds). Measures the takeover and checks it
+        /// came after the victim's lease lapsed and within 1.05 × lease +
+        /// the wake limit.
+        #[arg(long, value_name = "FILE")]
+        victim_killed: Option<PathBuf>,
+        /// The takeover's allowance beyond 1.05 × lease: the re-check
+        /// period, a queue marker's hand-over time, slow listings.
+        #[arg(long, default_value_t = 3000)]
+        takeover_slack_ms: u64,
         /// Mutant for testing the checks: workers skip the lock, so the
         /// storm must fail with overlaps.
         #[arg(long, hide = true)]
         mutant_no_lock: bool,
+    },
+    /// After a multi-host storm, from a PID namespace that sees every
+    /// process: list what is left in the lock folder, check that only side
+    /// files of the hosts killed whole are, then clean and check the folder
+    /// is empty. Exit 0 only then.
+    Audit {
+        /// The lock folder.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A file holding the PID namespace of a host killed whole
+        /// (`readlink /proc/self/ns/pid` as that host saw it); repeatable.
+        #[arg(long, value_name = "FILE")]
+        killed_ns: Vec<PathBuf>,
     },
     /// Measure how often a look through one mount misses an entry just
     /// published through the other; prints one line per kind of look.
@@ -111,6 +154,11 @@ enum Cmd {
         part: Part,
         #[arg(long, hide = true)]
         mutant_no_lock: bool,
+        /// The victim's last critical section begins at this Unix time (ns).
+        #[arg(long, requires = "victim_request")]
+        victim_at_ns: Option<u64>,
+        #[arg(long, requires = "victim_at_ns")]
+        victim_request: Option<PathBuf>,
     },
     /// (started by `lockfolder run`) One critical section.
     Cs(Part),
@@ -150,6 +198,8 @@ fn main() -> ExitCode {
             kill_every_ms,
             bid_kill_percent,
             cs_kill_percent,
+            bid_pause_percent,
+            pause_ms,
             jitter_us,
             dir,
             dirs,
@@ -158,6 +208,10 @@ fn main() -> ExitCode {
             settle_secs,
             shared,
             keep,
+            victim_after,
+            victim_request,
+            victim_killed,
+            takeover_slack_ms,
             mutant_no_lock,
         } => {
             let opts = StormOptions {
@@ -167,6 +221,8 @@ fn main() -> ExitCode {
                 kill_every: Duration::from_millis(kill_every_ms),
                 bid_kill_percent,
                 cs_kill_percent,
+                bid_pause_percent,
+                pause: Duration::from_millis(pause_ms),
                 jitter_us,
                 dir,
                 dirs,
@@ -176,6 +232,10 @@ fn main() -> ExitCode {
                 shared,
                 keep,
                 mutant_no_lock,
+                victim_after: victim_after.map(secs),
+                victim_request,
+                victim_killed,
+                takeover_slack: Duration::from_millis(takeover_slack_ms),
             };
             match storm::run(opts) {
                 Ok(report) => {
@@ -187,6 +247,9 @@ fn main() -> ExitCode {
                     }
                     for e in report.unexpected_exits.iter().chain(&report.worker_errors) {
                         eprintln!("worker: {}", e.trim_end());
+                    }
+                    for a in &report.artefacts_left {
+                        eprintln!("artefact left by the filesystem (not failed): {a}");
                     }
                     for f in report.failures() {
                         eprintln!("FAIL: {f}");
@@ -201,8 +264,46 @@ fn main() -> ExitCode {
                         ExitCode::FAILURE
                     }
                 }
+                Err(StormError::Refused(e)) => {
+                    eprintln!("lockfolder-storm: the core refuses the lock folder: {e}");
+                    println!("lockfolder-storm: REFUSED {e}");
+                    ExitCode::from(4)
+                }
                 Err(e) => {
                     eprintln!("lockfolder-storm: cannot run the storm: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Audit { dir, killed_ns } => {
+            let killed: Result<Vec<u64>, String> =
+                killed_ns.iter().map(|p| audit::read_pid_ns(p)).collect();
+            match killed.and_then(|k| audit::run(&dir, &k)) {
+                Ok(a) => {
+                    for f in &a.found {
+                        let verdict = match (f.expected, f.of_killed_host) {
+                            (true, true) => "expected: a side file of a host killed whole",
+                            (true, false) => "expected: the core keeps its fencing tokens' files",
+                            (false, true) => "UNEXPECTED: a bid of a host killed whole",
+                            (false, false) => "UNEXPECTED: left by a host that ended normally",
+                        };
+                        println!("audit: {} {}: {verdict}", f.name, f.description);
+                    }
+                    for c in &a.cleaned {
+                        println!("audit: cleaned {c}");
+                    }
+                    for l in &a.left {
+                        println!("audit: UNEXPECTED: still there after clean: {l}");
+                    }
+                    println!("{}", a.summary_line());
+                    if a.passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("lockfolder-storm: audit of {}: {e}", dir.display());
                     ExitCode::from(2)
                 }
             }
@@ -219,17 +320,25 @@ fn main() -> ExitCode {
         Cmd::Worker {
             part,
             mutant_no_lock,
-        } => finish(
-            &part,
-            worker::run_worker(
-                &part.arena(),
-                &part.lock_dir(),
-                &part.tag,
-                part.jitter_us,
-                mutant_no_lock,
+            victim_at_ns,
+            victim_request,
+        } => {
+            let plan = victim_at_ns
+                .zip(victim_request)
+                .map(|(at_ns, request)| VictimPlan { at_ns, request });
+            finish(
+                &part,
+                worker::run_worker(
+                    &part.arena(),
+                    &part.lock_dir(),
+                    &part.tag,
+                    part.jitter_us,
+                    mutant_no_lock,
+                    plan.as_ref(),
+                )
+                .map(drop),
             )
-            .map(drop),
-        ),
+        }
         Cmd::Cs(part) => finish(
             &part,
             worker::run_cs(&part.arena(), &part.tag, part.jitter_us),

@@ -5,7 +5,8 @@
 
 use crate::arena::{now_ns, Arena};
 use crate::procfs;
-use lockfolder::BidRecord;
+use crate::victim::{self, Takeover, TakeoverWatch, VictimRecord};
+use lockfolder::{BidRecord, EntryKind, State};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
@@ -33,6 +34,11 @@ pub struct StormOptions {
     pub bid_kill_percent: u32,
     /// Chance (percent) of killing the holder the moment its marker appears.
     pub cs_kill_percent: u32,
+    /// Chance (percent) of stopping (SIGSTOP) the bidder the moment its bid
+    /// appears, for `pause`, as a VM freeze or a long GC pause would: a
+    /// waiter whose bid is then older than its lease (library mode).
+    pub bid_pause_percent: u32,
+    pub pause: Duration,
     /// Maximum random pause between the workers' steps, microseconds.
     pub jitter_us: u64,
     /// Where to make the arena (default: the system temp dir).
@@ -63,6 +69,18 @@ pub struct StormOptions {
     /// Mutant: library workers skip the lock. The storm must then fail; the
     /// tests use it to show the detectors can see an overlap.
     pub mutant_no_lock: bool,
+    /// Multi-host takeover, victim's side: after this long, the next
+    /// critical section is the last; its holder asks for its whole host to
+    /// be killed by creating `victim_request`, and holds the lock until then
+    /// (`victim.rs`).
+    pub victim_after: Option<Duration>,
+    pub victim_request: Option<PathBuf>,
+    /// Multi-host takeover, survivors' side: the bed's record of the
+    /// victim host's kill (uptime seconds); the takeover is measured and
+    /// checked: it must come after the victim's lease lapsed, and within
+    /// 1.05 × lease + `takeover_slack` of the kill.
+    pub victim_killed: Option<PathBuf>,
+    pub takeover_slack: Duration,
 }
 
 impl Default for StormOptions {
@@ -74,6 +92,8 @@ impl Default for StormOptions {
             kill_every: Duration::from_millis(50),
             bid_kill_percent: 3,
             cs_kill_percent: 3,
+            bid_pause_percent: 0,
+            pause: Duration::from_millis(1500),
             jitter_us: 400,
             dir: None,
             keep: false,
@@ -83,6 +103,10 @@ impl Default for StormOptions {
             settle: Duration::ZERO,
             shared: None,
             mutant_no_lock: false,
+            victim_after: None,
+            victim_request: None,
+            victim_killed: None,
+            takeover_slack: Duration::from_secs(3),
         }
     }
 }
@@ -142,6 +166,8 @@ pub struct Report {
     /// Final value of the read-modify-write counter.
     pub counter: u64,
     pub kills: Kills,
+    /// Bidders stopped (SIGSTOP) for a while right after they bid.
+    pub pauses: u64,
     /// Markers of holders killed inside the critical section, removed by the
     /// next holder.
     pub stale_markers_cleared: u64,
@@ -155,12 +181,36 @@ pub struct Report {
     pub impossible_values: u64,
     pub unexpected_exits: Vec<String>,
     pub worker_errors: Vec<String>,
+    /// Leases lost by holders: a guard lost from the start (lock() returned
+    /// after the lease had lapsed), or a lease that lapsed while held.
+    pub leases_lost: Vec<String>,
+    /// How long `lock()` took (median, max), library mode.
+    pub lock_ms: Option<(u64, u64)>,
+    /// How old the bid was when `lock()` returned (median, max): what a
+    /// lease must outlast.
+    pub bid_age_ms: Option<(u64, u64)>,
     /// Slowest first acquisition of a surviving worker after the killer
     /// stopped.
     pub max_wake_after_stop: Option<Duration>,
     pub wedged: Vec<String>,
-    /// Entries left in the lock folder once every worker had finished.
+    /// Entries left in the lock folder once every worker had finished (in a
+    /// multi-host storm: those of this host, or not bids).
     pub leftovers: Vec<String>,
+    /// Multi-host storm: other hosts' entries still there (they may still
+    /// run, or have been killed), reported, not failed.
+    pub foreign_leftovers: Vec<String>,
+    /// Filesystem artefacts left (`.nfsXXXX`, `.fuse_hiddenXXXX`: files
+    /// deleted while open, which the filesystem itself should remove once
+    /// closed). Not the protocol's entries, never rivals, and the core
+    /// cannot remove them: reported, not failed.
+    pub artefacts_left: Vec<String>,
+    /// The lock folder's filesystem and the core's policy for it
+    /// (`accepted`, `opted-in`).
+    pub filesystem: String,
+    /// Multi-host takeover, as a survivor saw it.
+    pub takeover: Option<Takeover>,
+    /// Why the takeover could not be measured or failed its checks.
+    pub takeover_failures: Vec<String>,
     pub marker_left: bool,
     /// Launcher exit statuses in CLI mode ("exit 0", "signal 9", ...).
     pub cli_exits: BTreeMap<String, u64>,
@@ -196,6 +246,18 @@ impl Report {
                 self.worker_errors.len()
             ));
         }
+        if !self.leases_lost.is_empty() {
+            f.push(format!(
+                "{} lease(s) lost by holders: {}",
+                self.leases_lost.len(),
+                self.leases_lost
+                    .iter()
+                    .take(3)
+                    .map(|l| l.trim_end())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
         let odd: Vec<String> = self
             .cli_exits
             .iter()
@@ -211,7 +273,7 @@ impl Report {
         if !self.wedged.is_empty() {
             f.push(format!("wedged: {}", self.wedged.join("; ")));
         }
-        if !self.leftovers.is_empty() && !self.shared {
+        if !self.leftovers.is_empty() {
             f.push(format!(
                 "left in the lock folder: {}",
                 self.leftovers.join(", ")
@@ -220,6 +282,7 @@ impl Report {
         if self.marker_left {
             f.push("occupancy marker left behind".to_owned());
         }
+        f.extend(self.takeover_failures.iter().cloned());
         f
     }
 
@@ -238,10 +301,12 @@ impl Report {
         let mut s = format!(
             "lockfolder-storm: {} mode={}{} workers={} seconds={} acquisitions={} counter={} \
              kills={} kills_random={} kills_on_bid={} kills_on_marker={} kills_worker={} \
-             kills_launcher={} kills_command={} stale_markers_cleared={} overlaps={} \
+             kills_launcher={} kills_command={} pauses={} stale_markers_cleared={} overlaps={} \
              lost_updates={} lost_log_lines={} unexpected_exits={} worker_errors={} \
              max_wake_after_stop_ms={} max_gap_ms={} max_quiet_gap_ms={} quiet_s={:.1} \
-             dirs={} acquisitions_per_dir={} settled_ms={} wedged={} leftovers={}",
+             dirs={} acquisitions_per_dir={} settled_ms={} wedged={} leftovers={} \
+             foreign_leftovers={} artefacts_left={} leases_lost={} lock_ms_median={} lock_ms_max={} \
+             bid_age_ms_median={} bid_age_ms_max={} fs={}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.mode,
             if self.shared { "-shared" } else { "" },
@@ -256,6 +321,7 @@ impl Report {
             k.worker,
             k.launcher,
             k.command,
+            self.pauses,
             self.stale_markers_cleared,
             self.overlaps.len(),
             self.lost_updates,
@@ -275,7 +341,32 @@ impl Report {
             ms(self.settled_after),
             self.wedged.len(),
             self.leftovers.len() + usize::from(self.marker_left),
+            self.foreign_leftovers.len(),
+            self.artefacts_left.len(),
+            self.leases_lost.len(),
+            pair(self.lock_ms, 0),
+            pair(self.lock_ms, 1),
+            pair(self.bid_age_ms, 0),
+            pair(self.bid_age_ms, 1),
+            if self.filesystem.is_empty() {
+                "?"
+            } else {
+                &self.filesystem
+            },
         );
+        if let Some(t) = &self.takeover {
+            let _ = write!(
+                s,
+                " victim={} lease_ms={} takeover_ms={} renewed_before_kill_ms={} \
+                 lease_margin_ms={}",
+                t.victim,
+                t.lease_ms.map_or("none".to_owned(), |l| l.to_string()),
+                ms(t.takeover),
+                ms(t.renewed_before_kill),
+                t.lease_margin_ms
+                    .map_or("none".to_owned(), |m| format!("{m:.1}")),
+            );
+        }
         if !self.cli_exits.is_empty() {
             let exits: Vec<String> = self
                 .cli_exits
@@ -286,6 +377,17 @@ impl Report {
         }
         s
     }
+}
+
+/// One half of a (median, max) pair, or `none`.
+fn pair(p: Option<(u64, u64)>, i: usize) -> String {
+    p.map_or("none".to_owned(), |(a, b)| [a, b][i].to_string())
+}
+
+/// The median and the maximum, if there are any values.
+fn median_max(mut v: Vec<u64>) -> Option<(u64, u64)> {
+    v.sort_unstable();
+    Some((*v.get(v.len() / 2)?, *v.last()?))
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -317,6 +419,13 @@ struct Driver {
     generation: u64,
     report: Report,
     stopping: bool,
+    /// Victim's side: from when (Unix ns) the next critical section is the
+    /// last.
+    victim_at_ns: Option<u64>,
+    /// Survivors' side: what we saw of the victim's kill.
+    takeover: TakeoverWatch,
+    /// Workers stopped on their bid, and when each is to be continued.
+    paused: Vec<(u32, Instant)>,
 }
 
 impl Driver {
@@ -336,6 +445,12 @@ impl Driver {
                 cmd.arg("worker");
                 if self.opts.mutant_no_lock {
                     cmd.arg("--mutant-no-lock");
+                }
+                if let (Some(at), Some(req)) = (self.victim_at_ns, &self.opts.victim_request) {
+                    cmd.arg("--victim-at-ns")
+                        .arg(at.to_string())
+                        .arg("--victim-request")
+                        .arg(req);
                 }
             }
         }
@@ -364,8 +479,19 @@ impl Driver {
         })
     }
 
+    /// Whether our victim holds the lock for good: nobody of ours is
+    /// killed any more, so it dies with its host and not before.
+    fn victim_holds(&self) -> bool {
+        self.victim_at_ns.is_some() && self.arena.victim_file().exists()
+    }
+
     /// Reaps exited workers; replaces them unless the storm is stopping.
+    /// Also watches for a victim host's kill.
     fn reap(&mut self) -> Result<(), String> {
+        self.resume_due(self.stopping);
+        if let Some(killed) = &self.opts.victim_killed {
+            self.takeover.poll(&self.arena, killed, &self.lock_dirs[0]);
+        }
         for i in 0..self.slots.len() {
             let status = match self.slots[i].child.try_wait() {
                 Ok(Some(s)) => s,
@@ -404,6 +530,39 @@ impl Driver {
             return true;
         }
         false
+    }
+
+    /// Library mode: stops the worker with this PID (SIGSTOP) for
+    /// `opts.pause`, if it is one of ours.
+    fn pause_worker(&mut self, pid: u32) -> bool {
+        if self.opts.cli.is_some() || self.paused.iter().any(|(p, _)| *p == pid) {
+            return false;
+        }
+        let ours = self.slots.iter().any(|s| !s.killed && s.child.id() == pid);
+        // Our unreaped child: its PID cannot have been reused.
+        let stopped = ours
+            && Pid::from_raw(pid as i32)
+                .is_some_and(|p| rustix::process::kill_process(p, Signal::STOP).is_ok());
+        if stopped {
+            self.paused.push((pid, Instant::now() + self.opts.pause));
+            self.report.pauses += 1;
+        }
+        stopped
+    }
+
+    /// Continues the stopped workers whose pause is over (all with `all`).
+    fn resume_due(&mut self, all: bool) {
+        let now = Instant::now();
+        let (due, rest): (Vec<_>, Vec<_>) =
+            self.paused.drain(..).partition(|(_, t)| all || *t <= now);
+        self.paused = rest;
+        for (pid, _) in due {
+            if self.slots.iter().any(|s| !s.killed && s.child.id() == pid) {
+                if let Some(p) = Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(p, Signal::CONT);
+                }
+            }
+        }
     }
 
     fn looper_pids(&self) -> HashSet<u32> {
@@ -449,6 +608,9 @@ impl Driver {
     /// The owner of a bid or marker has just appeared: kill it (library
     /// mode), or in CLI mode the command, its launcher, or both.
     fn kill_owner(&mut self, pid: u32) -> bool {
+        if self.victim_holds() {
+            return false;
+        }
         if self.opts.cli.is_none() {
             return self.kill_worker(pid);
         }
@@ -465,7 +627,7 @@ impl Driver {
     }
 
     fn kill_random(&mut self) -> bool {
-        if self.slots.is_empty() {
+        if self.slots.is_empty() || self.victim_holds() {
             return false;
         }
         let i = fastrand::usize(0..self.slots.len());
@@ -503,9 +665,95 @@ fn pid_in(text: &str) -> Option<u32> {
     text.split_ascii_whitespace().next()?.parse().ok()
 }
 
+/// Why a storm could not be run at all.
+#[derive(Debug)]
+pub enum StormError {
+    /// The core refuses the lock folder's filesystem (no opt-in was given):
+    /// its typed error, as every worker would meet it.
+    Refused(lockfolder::Error),
+    /// Anything else: no temp dir, a bad option, cannot spawn.
+    Setup(String),
+}
+
+impl From<String> for StormError {
+    fn from(s: String) -> StormError {
+        StormError::Setup(s)
+    }
+}
+
+impl std::fmt::Display for StormError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StormError::Refused(e) => write!(f, "refused: {e}"),
+            StormError::Setup(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Opens every path of the lock folder as the workers will, and asks the
+/// core whether it locks on that filesystem; a refusal ends the storm before
+/// any worker starts, with the error a worker would get. Returns the
+/// filesystems and their policy, for the report (`nfs4:accepted`,
+/// `fuse.rclone:opted-in`).
+fn preflight(dirs: &[PathBuf]) -> Result<String, StormError> {
+    let mut seen: Vec<String> = Vec::new();
+    for dir in dirs {
+        let folder = crate::folder::open(dir, None)
+            .map_err(|e| StormError::Setup(format!("open {}: {e}", dir.display())))?;
+        let policy = folder.filesystem_policy();
+        if !policy.accepted {
+            return Err(match folder.try_lock() {
+                Err(e @ lockfolder::Error::FilesystemRefused { .. }) => StormError::Refused(e),
+                Err(e) => StormError::Setup(format!(
+                    "{}: the policy refuses {}, but try_lock said: {e}",
+                    dir.display(),
+                    folder.filesystem()
+                )),
+                Ok(_) => StormError::Setup(format!(
+                    "{}: the policy refuses {}, but try_lock did not",
+                    dir.display(),
+                    folder.filesystem()
+                )),
+            });
+        }
+        let word = format!(
+            "{}:{}",
+            folder.filesystem().name,
+            if policy.opted_in {
+                "opted-in"
+            } else {
+                "accepted"
+            }
+        );
+        if !seen.contains(&word) {
+            seen.push(word);
+        }
+    }
+    Ok(seen.join(","))
+}
+
 /// Runs a storm and reports what it found. `Err` means the storm could not
-/// be run at all (no temp dir, cannot spawn), not that the lock failed.
-pub fn run(opts: StormOptions) -> Result<Report, String> {
+/// be run at all (no temp dir, cannot spawn, a refused filesystem), not
+/// that the lock failed.
+pub fn run(opts: StormOptions) -> Result<Report, StormError> {
+    if let Ok(v) = std::env::var(crate::folder::LEASE_ENV) {
+        if v.parse::<u64>().is_err() {
+            return Err(format!(
+                "{}={v:?} is not a number of milliseconds",
+                crate::folder::LEASE_ENV
+            )
+            .into());
+        }
+    }
+    if opts.victim_after.is_some()
+        && (opts.victim_request.is_none() || opts.shared.is_none() || opts.cli.is_some())
+    {
+        return Err(
+            "--victim-after needs --victim-request and --shared, in library mode"
+                .to_owned()
+                .into(),
+        );
+    }
     let base = opts.dir.clone().unwrap_or_else(std::env::temp_dir);
     let temp = tempfile::Builder::new()
         .prefix("lockfolder-storm-")
@@ -524,6 +772,10 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
     } else {
         prepare_dirs(&opts.dirs, opts.shared.is_some())?
     };
+    let filesystem = preflight(&lock_dirs)?;
+    let victim_at_ns = opts
+        .victim_after
+        .map(|a| now_ns().saturating_add(a.as_nanos() as u64));
     let mut d = Driver {
         report: Report {
             mode: if opts.cli.is_some() { "cli" } else { "lib" },
@@ -531,6 +783,7 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
             seconds: opts.seconds,
             arena: arena.root().to_path_buf(),
             shared: opts.shared.is_some(),
+            filesystem,
             ..Report::default()
         },
         opts,
@@ -540,6 +793,9 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
         slots: Vec::new(),
         generation: 0,
         stopping: false,
+        victim_at_ns,
+        takeover: TakeoverWatch::default(),
+        paused: Vec::new(),
     };
     let outcome = storm(&mut d);
     // Whatever happened, no process of ours outlives the storm.
@@ -560,7 +816,11 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
 /// The same folder through several paths: made through the first (it must
 /// be new or empty), then waited for through the others, for as long as a
 /// network filesystem's lookup cache may take.
-fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, String> {
+///
+/// The core is asked about the first path's filesystem as soon as the
+/// folder is made, so a refused filesystem is reported as such even where
+/// the other mounts would not show the folder in time.
+fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, StormError> {
     let first = &dirs[0];
     fs::create_dir_all(first).map_err(|e| format!("create {}: {e}", first.display()))?;
     // Other hosts' storms may already be bidding in a shared one.
@@ -568,8 +828,10 @@ fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, String> 
         return Err(format!(
             "lock folder {} is not empty ({name}); give a new folder",
             first.display()
-        ));
+        )
+        .into());
     }
+    preflight(&dirs[..1])?;
     let limit = Instant::now() + Duration::from_secs(30);
     for other in &dirs[1..] {
         while !other.is_dir() {
@@ -578,7 +840,8 @@ fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, String> 
                     "{} (made through {}) is not visible within 30 s",
                     other.display(),
                     first.display()
-                ));
+                )
+                .into());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -651,12 +914,19 @@ fn storm(d: &mut Driver) -> Result<(), String> {
             let bid_dir = lock_wds.iter().find(|(wd, _)| *wd == ev.wd()).map(|w| &w.1);
             if let (Some(dir), true) = (bid_dir, name.ends_with(".json") && !name.starts_with('.'))
             {
-                if fastrand::u32(0..100) < d.opts.bid_kill_percent {
+                let roll = fastrand::u32(0..100);
+                if roll < d.opts.bid_kill_percent + d.opts.bid_pause_percent {
                     let pid = fs::read(dir.join(&name))
                         .ok()
                         .and_then(|b| BidRecord::parse(&b))
                         .map(|r| r.pid);
-                    targets.extend(pid.map(|p| (p, true)));
+                    match pid {
+                        Some(p) if roll >= d.opts.bid_kill_percent => {
+                            d.pause_worker(p);
+                        }
+                        Some(p) => targets.push((p, true)),
+                        None => {}
+                    }
                 }
             } else if ev.wd() == root_wd
                 && name == "marker"
@@ -691,7 +961,9 @@ fn storm(d: &mut Driver) -> Result<(), String> {
         d.reap()?;
     }
 
-    // The killer stops. Every worker alive now must acquire within the limit.
+    // The killer stops (and nobody stays stopped). Every worker alive now
+    // must acquire within the limit.
+    d.resume_due(true);
     let stopped_ns = now_ns();
     let stopped = Instant::now();
     std::thread::sleep(Duration::from_millis(5));
@@ -718,20 +990,35 @@ fn storm(d: &mut Driver) -> Result<(), String> {
             }
         }
     }
+    // A victim host killed after the killer stopped holds the lock until
+    // its lease lapses (the takeover, checked on its own): then the
+    // survivors must each acquire within the limit of the takeover.
+    let (since_ns, since) = match takeover_acquisition(d).filter(|&t| t > stopped_ns) {
+        Some(t) => {
+            for tag in &survivors {
+                match first_acquisition_after(&d.arena, tag, t) {
+                    Some(at) => first.insert(tag.clone(), at),
+                    None => first.remove(tag),
+                };
+            }
+            (t, "the takeover")
+        }
+        None => (stopped_ns, "the killer stopped"),
+    };
     let mut max_wake = Duration::ZERO;
     for tag in &survivors {
         match first.get(tag) {
             Some(&at) => {
-                let wake = Duration::from_nanos(at.saturating_sub(stopped_ns));
+                let wake = Duration::from_nanos(at.saturating_sub(since_ns));
                 max_wake = max_wake.max(wake);
                 if wake > d.opts.wake_limit {
-                    d.report.wedged.push(format!(
-                        "{tag} first acquired {wake:?} after the killer stopped"
-                    ));
+                    d.report
+                        .wedged
+                        .push(format!("{tag} first acquired {wake:?} after {since}"));
                 }
             }
             None => d.report.wedged.push(format!(
-                "{tag} did not acquire within {patience:?} after the killer stopped"
+                "{tag} did not acquire after {since} (waited {patience:?} from the killer's stop)"
             )),
         }
     }
@@ -775,6 +1062,9 @@ fn storm(d: &mut Driver) -> Result<(), String> {
 
     check_leftovers(d)?;
     check_counter(d)?;
+    if d.opts.victim_killed.is_some() {
+        check_takeover(d)?;
+    }
     if let Ok(text) = fs::read_dir(d.arena.root().join("cli-exits")) {
         for entry in text.flatten() {
             if entry.file_name().to_string_lossy().ends_with(".stderr") {
@@ -787,6 +1077,13 @@ fn storm(d: &mut Driver) -> Result<(), String> {
     }
     d.report.overlaps = d.arena.overlaps().map_err(|e| format!("overlaps: {e}"))?;
     d.report.worker_errors = d.arena.errors().map_err(|e| format!("errors: {e}"))?;
+    d.report.leases_lost = d
+        .arena
+        .leases_lost()
+        .map_err(|e| format!("lease reports: {e}"))?;
+    let timings = d.arena.timings().map_err(|e| format!("timings: {e}"))?;
+    d.report.lock_ms = median_max(timings.iter().map(|t| t.0).collect());
+    d.report.bid_age_ms = median_max(timings.iter().filter_map(|t| t.1).collect());
     Ok(())
 }
 
@@ -799,55 +1096,168 @@ fn first_acquisition_after(arena: &Arena, tag: &str, after_ns: u64) -> Option<u6
 
 /// Nothing may be left in the lock folder: stale bids and temporaries of
 /// killed workers must have been removed by the protocol itself (no final
-/// `clean()` is run; if something is left, `clean()` is asked what it would
-/// call stale, for the report).
+/// `clean()` is run; what is left is described with `holders()`).
 ///
 /// Through a network filesystem a listing may be stale for a while, so with
-/// `settle` each path is listed again until it is empty or `settle` has
+/// `settle` each path is listed again until it is clean or `settle` has
 /// passed; what is still listed then is left over.
+///
+/// In a multi-host storm the other hosts' entries (foreign: we cannot judge
+/// them) may rightly be there, since those hosts may still run; they are
+/// reported apart, and so are filesystem artefacts (files deleted while
+/// open, which the filesystem should remove: sshfs with `dir_cache=no` was
+/// seen to leave some when their readers were killed). Anything else (an
+/// entry of this host, provably stale or not, or something that is not a
+/// bid) is a leftover.
 fn check_leftovers(d: &mut Driver) -> Result<(), String> {
     let began = Instant::now();
-    let mut dirty: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    let shared = d.opts.shared.is_some();
     loop {
-        dirty.clear();
+        let mut ours = Vec::new();
+        let mut foreign = Vec::new();
+        let mut artefacts = Vec::new();
         for dir in &d.lock_dirs {
             let names = list(dir)?;
-            if !names.is_empty() {
-                dirty.push((dir.clone(), names));
+            if names.is_empty() {
+                continue;
+            }
+            match crate::folder::open(dir, None).and_then(|f| f.holders()) {
+                Ok(holders) if !holders.is_empty() => {
+                    for h in holders {
+                        // The core keeps the latest fencing tokens' files
+                        // by design: the next holder draws above them.
+                        if h.kind == EntryKind::Fence {
+                            continue;
+                        }
+                        let line = format!(
+                            "{}: {} [{} {}]",
+                            dir.display(),
+                            h.describe(),
+                            h.kind.as_str(),
+                            h.state.as_str()
+                        );
+                        if h.kind == EntryKind::Artefact {
+                            artefacts.push(line);
+                        } else if shared && h.state == State::Foreign {
+                            foreign.push(line);
+                        } else {
+                            ours.push(line);
+                        }
+                    }
+                }
+                // holders() skips what vanished meanwhile; name it all.
+                Ok(_) => ours.push(format!("{}: {}", dir.display(), names.join(" "))),
+                Err(e) => ours.push(format!(
+                    "{}: {} (holders: {e})",
+                    dir.display(),
+                    names.join(" ")
+                )),
             }
         }
-        if dirty.is_empty() {
-            d.report.settled_after = Some(began.elapsed());
-            break;
-        }
-        if began.elapsed() >= d.opts.settle {
+        let done = ours.is_empty();
+        if done || began.elapsed() >= d.opts.settle {
+            if done {
+                d.report.settled_after = Some(began.elapsed());
+            }
+            d.report.leftovers = ours;
+            d.report.foreign_leftovers = foreign;
+            d.report.artefacts_left = artefacts;
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    for (dir, names) in &dirty {
-        let described = crate::folder::open(dir, None).and_then(|f| f.holders());
-        match described {
-            Ok(holders) if !holders.is_empty() => {
-                for h in holders {
-                    d.report
-                        .leftovers
-                        .push(format!("{}: {}", dir.display(), h.describe()));
+    d.report.marker_left = d.arena.marker().exists();
+    Ok(())
+}
+
+/// When another host first acquired after the victim host was killed
+/// (Unix ns), if that has happened.
+fn takeover_acquisition(d: &Driver) -> Option<u64> {
+    d.opts.victim_killed.as_ref()?;
+    let rec = d.takeover.record.as_ref()?;
+    d.takeover.killed_ns?;
+    let victim_tags = format!("{}/", rec.host);
+    d.arena
+        .all_acquisitions()
+        .ok()?
+        .iter()
+        .filter(|a| !a.tag.starts_with(&victim_tags) && a.at_ns > rec.at_ns)
+        .map(|a| a.at_ns)
+        .min()
+}
+
+/// The multi-host takeover as this survivor saw it (`victim.rs`): when the
+/// first other host acquired after the victim host was killed, and whether
+/// that was after the victim's lease had lapsed by the server's clock.
+fn check_takeover(d: &mut Driver) -> Result<(), String> {
+    if let Some(killed) = d.opts.victim_killed.clone() {
+        d.takeover.poll(&d.arena, &killed, &d.lock_dirs[0]);
+    }
+    let w = d.takeover.clone();
+    let (Some(rec), Some(killed_ns)) = (w.record, w.killed_ns) else {
+        d.report
+            .takeover_failures
+            .push(match VictimRecord::read(&d.arena) {
+                None => {
+                    "takeover: no victim ever held the lock for good (no victim record)".to_owned()
+                }
+                Some(r) => format!(
+                "takeover: {} asked for its host to be killed, but the bed never recorded the kill",
+                r.host
+            ),
+            });
+        return Ok(());
+    };
+    let first = takeover_acquisition(d);
+    let mut t = Takeover {
+        victim: rec.host.clone(),
+        lease_ms: rec.lease_ms,
+        ..Takeover::default()
+    };
+    match (w.renewed, &w.renewed_error) {
+        (Some(r), _) => {
+            t.renewed_before_kill = Some(Duration::from_nanos(
+                killed_ns.saturating_sub(victim::unix_ns(r)),
+            ))
+        }
+        (None, e) => d.report.takeover_failures.push(format!(
+            "takeover: the victim's bid {} could not be read after the kill: {}",
+            rec.bid,
+            e.as_deref().unwrap_or("?")
+        )),
+    }
+    let lease = rec.lease_ms.map(Duration::from_millis);
+    match first {
+        None => d.report.wedged.push(format!(
+            "no other host acquired the lock after {} was killed holding it",
+            rec.host
+        )),
+        Some(a) => {
+            let took = Duration::from_nanos(a.saturating_sub(killed_ns));
+            t.takeover = Some(took);
+            if let (Some(l), Some(r)) = (lease, w.renewed) {
+                let earliest = victim::unix_ns(r) + (l * 21 / 20).as_nanos() as u64;
+                let margin = (a as f64 - earliest as f64) / 1e6;
+                t.lease_margin_ms = Some(margin);
+                if margin < 0.0 {
+                    d.report.takeover_failures.push(format!(
+                        "takeover: another host acquired {:.1} ms before the killed holder's \
+                         lease had lapsed (last renewal + 1.05 × lease)",
+                        -margin
+                    ));
                 }
             }
-            // holders() skips what it does not call an entry; name it all.
-            Ok(_) => d
-                .report
-                .leftovers
-                .push(format!("{}: {}", dir.display(), names.join(" "))),
-            Err(e) => d.report.leftovers.push(format!(
-                "{}: {} (holders: {e})",
-                dir.display(),
-                names.join(" ")
-            )),
+            let bound = lease.map_or(Duration::ZERO, |l| l * 21 / 20) + d.opts.takeover_slack;
+            if took > bound {
+                d.report.wedged.push(format!(
+                    "the takeover after {} was killed took {took:?}, more than 1.05 × lease + \
+                     the slack ({bound:?})",
+                    rec.host
+                ));
+            }
         }
     }
-    d.report.marker_left = d.arena.marker().exists();
+    d.report.takeover = Some(t);
     Ok(())
 }
 

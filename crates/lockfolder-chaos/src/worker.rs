@@ -5,6 +5,7 @@
 
 use crate::arena::{jitter, Arena, Me};
 use crate::folder;
+use crate::victim::VictimPlan;
 use lockfolder::Error;
 use rustix::process::{self, Pid, WaitOptions};
 use std::fs::{self, OpenOptions};
@@ -14,13 +15,16 @@ use std::process::{Command, Stdio};
 
 /// Library worker: loops until the stop file appears. Returns a message on
 /// any error, which the storm counts as a failure. With `no_lock` (a mutant
-/// used to show that the detectors work) it skips the lock altogether.
+/// used to show that the detectors work) it skips the lock altogether. With
+/// a `victim` plan, a critical section entered once it is due is the last:
+/// the worker holds the lock until its host is killed (`victim.rs`).
 pub fn run_worker(
     arena: &Arena,
     lock_dir: &Path,
     tag: &str,
     jitter_us: u64,
     no_lock: bool,
+    victim: Option<&VictimPlan>,
 ) -> Result<u64, String> {
     let folder = folder::open(lock_dir, Some(tag)).map_err(|e| format!("open: {e}"))?;
     // If the storm itself dies (Ctrl-C, a test's deadline), its workers must
@@ -33,6 +37,9 @@ pub fn run_worker(
     }
     let me = Me::current().map_err(|e| format!("identity: {e}"))?;
     let mut log = arena.open_log(tag).map_err(|e| format!("log: {e}"))?;
+    let mut timing = arena
+        .open_timing(tag)
+        .map_err(|e| format!("timing log: {e}"))?;
     let mut rounds = 0;
     while !arena.stop_requested() {
         jitter(jitter_us);
@@ -42,12 +49,72 @@ pub fn run_worker(
                 .map_err(|e| format!("critical section: {e}"))?;
             continue;
         }
+        let asked = std::time::Instant::now();
         let guard = folder.lock().map_err(|e| format!("lock: {e}"))?;
+        let waited = asked.elapsed();
+        // How old our bid's stamp (its modification time, which readers on
+        // other hosts judge the lease by) was when lock() returned.
+        let age_ms = bid_age_ms(&guard.bid_path());
+        let _ = writeln!(
+            timing,
+            "{} {}",
+            waited.as_millis(),
+            age_ms.map_or("-".to_owned(), |a| a.to_string())
+        );
+        if guard.lost() {
+            // The lease lapsed before lock() returned: the lease's contract
+            // says the resource must not be used, and another host may
+            // already have judged the bid expired. Not entering is what a
+            // correct application does; the storm counts it as a failure
+            // of the lock (a guard that is lost from the start).
+            let age = age_ms.map_or("of unknown age".to_owned(), |a| format!("{a} ms"));
+            arena.record_lease_lost(
+                tag,
+                &format!(
+                    "lock() returned a guard whose lease had already lapsed (its bid's stamp \
+                     {age} old, lock() took {} ms); not entered",
+                    waited.as_millis()
+                ),
+            );
+            let _ = guard.release();
+            continue;
+        }
+        // The guard believes its lease valid: then the bid's stamp must be
+        // younger than the holder's share of the lease (0.9 ×), with a
+        // little room for the filesystem's coarse timestamps. Older means
+        // the holder counts its lease from a later moment than the readers
+        // do, so another host may already judge it expired.
+        if let (Some(lease), Some(age)) = (folder::lease_ms(), age_ms) {
+            if age > lease * 9 / 10 + 50 {
+                arena.record_lease_lost(
+                    tag,
+                    &format!(
+                        "lock() returned a guard that counts its lease as valid, but its bid's \
+                         stamp is {age} ms old (lease {lease} ms: readers may count it expired \
+                         after {} ms); not entered",
+                        lease * 21 / 20
+                    ),
+                );
+                let _ = guard.release();
+                continue;
+            }
+        }
         jitter(jitter_us);
+        let bid = guard.bid_path();
         arena
-            .critical_section(&me, &mut log, jitter_us)
+            .critical_section_with(&me, &mut log, jitter_us, || match victim {
+                Some(plan) => plan.hold_if_due(arena, &me, &bid),
+                None => Ok(()),
+            })
             .map_err(|e| format!("critical section: {e}"))?;
+        let lost = guard.lost();
         match guard.release() {
+            // release() reports a lease that lapsed as a lost lock, whether
+            // or not the bid is still there.
+            Ok(()) | Err(Error::LockLost { .. }) if lost => arena.record_lease_lost(
+                tag,
+                "the lease lapsed while we held the lock (renewals late, or the holder was paused)",
+            ),
             Ok(()) => {}
             Err(Error::LockLost { path }) => arena.record_overlap(
                 &me,
@@ -61,6 +128,14 @@ pub fn run_worker(
         rounds += 1;
     }
     Ok(rounds)
+}
+
+/// How old a bid's stamp is (now minus its modification time, read through
+/// a fresh open), in ms.
+fn bid_age_ms(path: &Path) -> Option<u64> {
+    let stamp = crate::victim::fresh_mtime(path).ok()?;
+    let now = crate::arena::now_ns();
+    Some(now.saturating_sub(crate::victim::unix_ns(stamp)) / 1_000_000)
 }
 
 /// One critical section, for `lockfolder run DIR -- lockfolder-storm cs`:

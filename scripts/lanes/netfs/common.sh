@@ -6,6 +6,7 @@
 #   nf_begin NAME / nf_end  time a step; every step's time is printed at exit
 #   nf_defer CMD            run CMD at exit, last deferred first, even on failure
 #   nf_storm_bin            build lockfolder-storm, print its path
+#   nf_cli_bin              build the lockfolder CLI, print its path
 #   nf_payload M1 M2        run the payload (default payload.sh) on two mounts
 #
 # Exit status of a bed: the payload's status; 125 if the bed itself failed
@@ -106,32 +107,49 @@ nf_apt() {
     nf_die "could not install ${missing[*]}"
 }
 
-# The storm binary: $LOCKFOLDER_STORM if set, else built here (profile
-# $NETFS_PROFILE, default dev: CI's test build already made it).
+# Builds one binary of the workspace (profile $NETFS_PROFILE, default dev:
+# CI's test build already made it) and prints its path.
+nf_cargo_bin() {
+    local package=$1 bin=$2 profile=${NETFS_PROFILE:-dev} sub target
+    sub=$profile
+    [ "$profile" = dev ] && sub=debug
+    target=${CARGO_TARGET_DIR:-$NF_REPO/target}
+    (cd "$NF_REPO" && cargo build --locked --quiet --profile "$profile" \
+        -p "$package" --bin "$bin") >&2 ||
+        nf_die "cargo build of $bin failed"
+    echo "$target/$sub/$bin"
+}
+
+# The storm binary: $LOCKFOLDER_STORM if set, else built here.
 nf_storm_bin() {
     if [ -n "${LOCKFOLDER_STORM:-}" ]; then
         [ -x "$LOCKFOLDER_STORM" ] || nf_die "LOCKFOLDER_STORM=$LOCKFOLDER_STORM is not executable"
         echo "$LOCKFOLDER_STORM"
         return
     fi
-    local profile=${NETFS_PROFILE:-dev} sub target
-    sub=$profile
-    [ "$profile" = dev ] && sub=debug
-    target=${CARGO_TARGET_DIR:-$NF_REPO/target}
-    (cd "$NF_REPO" && cargo build --locked --quiet --profile "$profile" \
-        -p lockfolder-chaos --bin lockfolder-storm) >&2 ||
-        nf_die "cargo build of lockfolder-storm failed"
-    echo "$target/$sub/lockfolder-storm"
+    nf_cargo_bin lockfolder-chaos lockfolder-storm
+}
+
+# The lockfolder CLI: $LOCKFOLDER_BIN if set, else built here.
+nf_cli_bin() {
+    if [ -n "${LOCKFOLDER_BIN:-}" ]; then
+        [ -x "$LOCKFOLDER_BIN" ] || nf_die "LOCKFOLDER_BIN=$LOCKFOLDER_BIN is not executable"
+        echo "$LOCKFOLDER_BIN"
+        return
+    fi
+    nf_cargo_bin lockfolder-cli lockfolder
 }
 
 # The payload command, as an array: the bed's arguments after `--`, or the
-# default payload (payload.sh: freshness probe, then a storm).
+# default payload (payload.sh: freshness probe, then a storm). Either way
+# the storm binary is named by NETFS_STORM_BIN.
 nf_payload() {
     local rc=0
+    export NETFS_STORM_BIN=$NF_STORM
     if [ ${#NF_PAYLOAD_CMD[@]} -gt 0 ]; then
         "${NF_PAYLOAD_CMD[@]}" "$@" || rc=$?
     else
-        NETFS_STORM_BIN=$NF_STORM sh "$NF_DIR/payload.sh" "$@" || rc=$?
+        sh "$NF_DIR/payload.sh" "$@" || rc=$?
     fi
     return $rc
 }

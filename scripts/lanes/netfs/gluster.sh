@@ -23,6 +23,8 @@ nf_end
 
 nf_begin build
 NF_STORM=$(nf_storm_bin)
+NETFS_CLI=$(nf_cli_bin)
+export NETFS_CLI
 nf_end
 
 nf_begin setup

@@ -2,45 +2,63 @@
 # NFS bed: the real Linux NFS client and server in a QEMU guest (TCG; KVM
 # does not work on these machines). The guest boots Debian's kernel with a
 # busybox initramfs assembled here at run time, serves a tmpfs export with
-# kernel nfsd, mounts it twice over its own loopback ("two clients") and
-# runs the payload there with the two mount points as its last arguments.
+# kernel nfsd, and runs one or more jobs, one after another: each mounts the
+# export over the guest's own loopback, runs the payload and unmounts.
 # Results come back on the serial console; the guest powers off at the end.
 #
-#   scripts/lanes/netfs/nfs.sh [--variant V] [--hosts N] [--include FILE]...
-#                              [--timeout SECS] [-- CMD ARGS...]
+#   scripts/lanes/netfs/nfs.sh [--variant V] [--hosts N] [--job JOB]...
+#                              [--include FILE]... [--timeout SECS]
+#                              [-- CMD ARGS...]
 #
-# Variants (mount options of the two mounts):
+# A job is VARIANT (two mounts, "two clients") or VARIANT:N (N hosts, below).
+# --variant V --hosts N is the one job V:N (default v3, 1); --job (repeatable)
+# lists jobs instead, so one guest boot serves several (e.g. --job v3 --job
+# v42 --job v40:3).
+#
+# Variants (mount options):
 #   v3        vers=3,nolock (no statd in the guest), nosharecache
 #   v42       vers=4.2, nosharecache (one client lease for both mounts)
 #   v3-nocto  vers=3,nolock,nocto, nosharecache
-#   v40       vers=4.0, the second mount through 127.0.0.2: two NFS clients
-#             with their own leases
+#   v40       vers=4.0, nosharecache, the second mount through 127.0.0.2:
+#             two NFS clients with their own leases
+#
+# The server: kernel nfsd on a tmpfs /export, NFSv4 lease and grace time
+# 10 s, the grace period ended at once; NETFS_NFSD_DELEGATIONS=0 makes it
+# grant no delegations (to tell the cost of their recalls apart).
 #
 # The payload runs in the guest as root, with PATH=/usr/sbin:/usr/bin; every
 # argument of CMD that names a file on this machine is copied into the guest
 # at the same path (with the libraries `ldd` lists), and so is every
 # --include FILE. Every NETFS_* environment variable is passed on, and
-# lockfolder-storm is always in the guest, named by NETFS_STORM_BIN. Without
-# `-- CMD` the payload is payload.sh (freshness probe, then a 60 s storm; see
-# payload.sh for its variables), or multihost.sh with --hosts; the probes
-# live on the guest's local tmpfs (NETFS_LOCAL=/tmp).
+# so are LOCKFOLDER_ALLOW_FS (the core's filesystem opt-in) and
+# LOCKFOLDER_STORM_LEASE_MS (the storm workers' lease); lockfolder-storm and
+# the lockfolder CLI are always in the guest, named by NETFS_STORM_BIN and
+# NETFS_CLI; NETFS_VARIANT names the job's variant. Without `-- CMD` the
+# payload is payload.sh (freshness probe, then a storm; see payload.sh for
+# its variables), or multihost.sh for N hosts; the probes live on the
+# guest's local tmpfs (NETFS_LOCAL=/tmp). A two-mount job runs
+# `CMD ARGS... /mnt/V-I/0 /mnt/V-I/1` (I: the job's number, from 1).
 #
-# Multi-host mode (--hosts N, N >= 2): the export is mounted N times, mount
-# k through 127.0.0.(k+1) (with v40 each is its own NFS client), and N
-# payload instances run at once, each a separate "host": its own host name
-# (hostK, UTS namespace), PID namespace with a private /proc, and mount. Each
-# instance is run as `CMD ARGS... /mnt/hK` and sees
-#   NETFS_HOST=K  NETFS_HOSTS=N  NETFS_MOUNT=/mnt/hK
-#   NETFS_SHARED=/shared   a local tmpfs all hosts share (probes, logs)
-#   NETFS_CTL=/shared/ctl  control folder:
+# N hosts (N >= 2): the export is mounted N times, mount k through
+# 127.0.0.(k+1) (with v40 each is its own NFS client), and N payload
+# instances run at once, each a separate "host": its own host name (hostK,
+# UTS namespace), PID namespace with a private /proc, and mount namespace.
+# Each instance is run as `CMD ARGS... /mnt/V-N-I/hK` and sees
+#   NETFS_HOST=K  NETFS_HOSTS=N  NETFS_MOUNT=/mnt/V-N-I/hK
+#   NETFS_SHARED=/shared/V-N-I  a local tmpfs all hosts share (probes, logs)
+#   NETFS_CTL=$NETFS_SHARED/ctl control folder:
 #     touch $NETFS_CTL/kill.J   SIGKILLs host J's PID namespace init (so every
 #                               process of host J) within ~50 ms; the guest
 #                               then writes killed.J holding its uptime
 #     status.J                  host J's exit status, once it ended
-# The bed's exit status is the worst status of the hosts not killed on
-# request. Each host's output is printed, prefixed [hK], when all ended.
+# Once every host has ended, NETFS_AFTER (a command line, if set; the
+# default payload, multihost.sh, sets its --audit) runs in the guest's
+# initial PID namespace, which sees every process, with
+# NETFS_MOUNT=/mnt/V-N-I/h0. The job's status is the worst status of the hosts
+# not killed on request and of NETFS_AFTER. Each host's output is printed,
+# prefixed [hK], when all ended.
 #
-# Root only. Exit status: the payload's; 125 if the bed (or the guest's NFS
+# Root only. Exit status: the worst job's; 125 if the bed (or the guest's NFS
 # setup) failed.
 NF_BED=nfs
 # shellcheck source=scripts/lanes/netfs/common.sh
@@ -50,28 +68,46 @@ variant=v3
 hosts=1
 timeout=900
 includes=()
+jobs=()
 nf_split_args "$@"
 set -- "${NF_ARGS[@]}"
 while [ $# -gt 0 ]; do
+    [ $# -ge 2 ] || nf_die "option $1 wants a value"
     case $1 in
     --variant) variant=$2; shift 2 ;;
     --hosts) hosts=$2; shift 2 ;;
+    --job) jobs+=("$2"); shift 2 ;;
     --include) includes+=("$2"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     *) nf_die "unknown option $1" ;;
     esac
 done
-case $variant in
-v3) opts=vers=3,nolock,nosharecache ;;
-v42) opts=vers=4.2,nosharecache ;;
-v3-nocto) opts=vers=3,nolock,nocto,nosharecache ;;
-v40) opts=vers=4.0,nosharecache ;;
-*) nf_die "unknown variant $variant" ;;
-esac
-case $hosts in '' | *[!0-9]* | 0) nf_die "--hosts wants a number >= 1" ;; esac
-[ "$hosts" -le 200 ] || nf_die "--hosts: at most 200"
-NF_BED=nfs-$variant
-[ "$hosts" -gt 1 ] && NF_BED=nfs-$variant-${hosts}hosts
+if [ ${#jobs[@]} -eq 0 ]; then
+    jobs=("$variant")
+    [ "$hosts" != 1 ] && jobs=("$variant:$hosts")
+fi
+opts_of() {
+    case $1 in
+    v3) echo vers=3,nolock,nosharecache ;;
+    v42) echo vers=4.2,nosharecache ;;
+    v3-nocto) echo vers=3,nolock,nocto,nosharecache ;;
+    v40) echo vers=4.0,nosharecache ;;
+    *) return 1 ;;
+    esac
+}
+any_hosts=0
+for j in "${jobs[@]}"; do
+    opts_of "${j%%:*}" >/dev/null || nf_die "unknown variant in job $j"
+    case $j in
+    *:*)
+        n=${j#*:}
+        case $n in '' | *[!0-9]* | 0) nf_die "job $j: the host count wants a number >= 1" ;; esac
+        [ "$n" -le 200 ] || nf_die "job $j: at most 200 hosts"
+        [ "$n" -ge 2 ] && any_hosts=1
+        ;;
+    esac
+done
+NF_BED=nfs-$(IFS=+; echo "${jobs[*]}" | tr : x)
 
 nf_begin install
 nf_apt qemu-system-x86 linux-image-amd64 busybox-static nfs-kernel-server kmod cpio
@@ -79,6 +115,7 @@ nf_end
 
 nf_begin build
 NF_STORM=$(nf_storm_bin)
+NF_CLI=$(nf_cli_bin)
 nf_end
 
 nf_begin initramfs
@@ -94,11 +131,12 @@ mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib,usr/lib64,proc,sys,dev,tmp,run,etc,ex
 for l in bin sbin lib lib64; do ln -s "usr/$l" "$root/$l"; done
 
 # Files and the libraries they load, at the same paths.
+# A script has no libraries: ldd fails, and that is no error.
 put() {
-    local f
+    local f lib
     for f in "$@"; do
         cp -L --parents "$f" "$root/"
-        ldd "$f" 2>/dev/null | grep -o '/[^ )]*' | while read -r lib; do
+        for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ )]*' || true); do
             [ -e "$root$lib" ] || cp -L --parents "$lib" "$root/"
         done
     done
@@ -129,15 +167,15 @@ for m in nfsd nfsv3 nfsv4; do
 done | awk '!seen[$0]++' >"$root/netfs/modules"
 while read -r ko; do cp --parents "$ko" "$root/"; done <"$root/netfs/modules"
 
-# The payload. lockfolder-storm is always there, named by NETFS_STORM_BIN.
-put "$NF_STORM"
-export NETFS_STORM_BIN=$NF_STORM
-if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ] && [ "$hosts" -gt 1 ]; then
-    cp "$NF_DIR/multihost.sh" "$root/netfs/multihost.sh"
-    payload=(sh /netfs/multihost.sh)
-elif [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
-    cp "$NF_DIR/payload.sh" "$root/netfs/payload.sh"
+# The payload. lockfolder-storm and the CLI are always there, named by
+# NETFS_STORM_BIN and NETFS_CLI.
+put "$NF_STORM" "$NF_CLI"
+export NETFS_STORM_BIN=$NF_STORM NETFS_CLI=$NF_CLI
+if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
+    cp "$NF_DIR/multihost.sh" "$NF_DIR/payload.sh" "$root/netfs/"
     payload=(sh /netfs/payload.sh)
+    hosts_payload=(sh /netfs/multihost.sh)
+    [ "$any_hosts" = 1 ] && export NETFS_AFTER="sh /netfs/multihost.sh --audit"
 else
     payload=("${NF_PAYLOAD_CMD[@]}")
     for a in "${payload[@]}"; do
@@ -151,6 +189,7 @@ else
     for i in "${!payload[@]}"; do
         [ -f "${payload[i]}" ] && payload[i]=$(realpath "${payload[i]}")
     done
+    hosts_payload=("${payload[@]}")
 fi
 for f in "${includes[@]}"; do put "$(realpath "$f")"; done
 export NETFS_LOCAL=${NETFS_LOCAL:-/tmp}
@@ -158,14 +197,23 @@ export NETFS_LOCAL=${NETFS_LOCAL:-/tmp}
 # the killer outpaces the acquisitions.
 export NETFS_KILL_EVERY_MS=${NETFS_KILL_EVERY_MS:-400}
 {
-    printf 'NETFS_OPTS=%q\nNETFS_NHOSTS=%q\n' "$opts" "$hosts"
-    printf 'set --'
-    printf ' %q' "${payload[@]}"
-    echo
-    env | grep -o '^NETFS_[A-Z0-9_]*' | while read -r v; do
+    printf 'NETFS_JOBS=%q\n' "${jobs[*]}"
+    for j in "${jobs[@]}"; do
+        v=${j%%:*}
+        printf 'NETFS_OPTS_%s=%q\n' "$(echo "$v" | tr -- '-.' '__')" "$(opts_of "$v")"
+    done
+    env | grep -oE '^(NETFS_[A-Z0-9_]*|LOCKFOLDER_ALLOW_FS|LOCKFOLDER_STORM_LEASE_MS)=' |
+        tr -d = | while read -r v; do
         printf 'export %s=%q\n' "$v" "${!v}"
     done
 } >"$root/netfs/env"
+{
+    printf 'pair_cmd() {'
+    printf ' %q' "${payload[@]}"
+    printf ' "$@"; }\nhosts_cmd() {'
+    printf ' %q' "${hosts_payload[@]}"
+    printf ' "$@"; }\n'
+} >"$root/netfs/cmds"
 cp "$NF_DIR/guest-init.sh" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$tmp/initramfs.cpio"
@@ -190,6 +238,9 @@ set -e
 nf_end
 steps=$(sed -n 's/^@@netfs step \([^ ]*\) \([0-9.]*\)$/guest-\1 \2s/p' "$tmp/console.log")
 while read -r s; do [ -n "$s" ] && NF_TIMES+=("$s"); done <<<"$steps"
+while read -r j st; do
+    [ -n "$j" ] && nf_say "job $j: status $st"
+done < <(sed -n 's/^@@netfs job \([^ ]*\) status \([0-9]*\)$/\1 \2/p' "$tmp/console.log")
 status=$(sed -n 's/^@@netfs exit \([0-9]*\)$/\1/p' "$tmp/console.log" | tail -n 1)
 if [ -n "$status" ]; then
     NF_STATUS=$status

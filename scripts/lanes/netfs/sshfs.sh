@@ -3,17 +3,20 @@
 # twice by two sshfs processes ("two clients"), then the payload runs with
 # the two mount points as its last two arguments.
 #
-#   scripts/lanes/netfs/sshfs.sh [--variant default|nocache|rclone] [-- CMD ARGS...]
+#   scripts/lanes/netfs/sshfs.sh [--variant V] [-- CMD ARGS...]
 #
 #   default   sshfs with its default caches (dir_cache=yes, 20 s)
 #   nocache   sshfs -o dir_cache=no
-#   rclone    two `rclone mount` sftp mounts (rclone from Debian); lockfolder
-#             cannot publish there, and the default payload then checks that
-#             the storm fails closed (NETFS_EXPECT_REFUSAL=1)
+#   rclone    two `rclone mount` sftp mounts (rclone from Debian): the core
+#             refuses fuse.rclone by name
+#   mystery   sshfs -o subtype=mysteryfs: a FUSE filesystem the core has no
+#             evidence for (fuse.mysteryfs), refused as unknown
 #
-# Without `-- CMD`, the payload is payload.sh (freshness probe, then a 60 s
-# storm; see that file for its environment variables). Root only. Exit
-# status: the payload's; 125 if the bed failed.
+# Without `-- CMD`, the payload is payload.sh (freshness probe, then a storm;
+# see that file for its environment variables), and for rclone and mystery
+# refusal.sh (the refusal and the opt-in, with the CLI and the storm). The
+# lockfolder CLI is named by NETFS_CLI. Root only. Exit status: the
+# payload's; 125 if the bed failed.
 NF_BED=sshfs
 # shellcheck source=scripts/lanes/netfs/common.sh
 . "$(dirname "$0")/common.sh"
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
     *) nf_die "unknown option $1" ;;
     esac
 done
-case $variant in default | nocache | rclone) ;; *) nf_die "unknown variant $variant" ;; esac
+case $variant in default | nocache | rclone | mystery) ;; *) nf_die "unknown variant $variant" ;; esac
 NF_BED=sshfs-$variant
 
 nf_begin install
@@ -38,6 +41,8 @@ nf_end
 
 nf_begin build
 NF_STORM=$(nf_storm_bin)
+NETFS_CLI=$(nf_cli_bin)
+export NETFS_CLI
 nf_end
 
 nf_begin setup
@@ -85,6 +90,7 @@ for m in m1 m2; do
     case $variant in
     default) sshfs -f -o "$ssh_opts" "root@127.0.0.1:$tmp/export" "$tmp/$m" & ;;
     nocache) sshfs -f -o "$ssh_opts,dir_cache=no" "root@127.0.0.1:$tmp/export" "$tmp/$m" & ;;
+    mystery) sshfs -f -o "$ssh_opts,subtype=mysteryfs" "root@127.0.0.1:$tmp/export" "$tmp/$m" & ;;
     rclone)
         RCLONE_CONFIG_LF_TYPE=sftp RCLONE_CONFIG_LF_HOST=127.0.0.1 RCLONE_CONFIG_LF_PORT=$port \
             RCLONE_CONFIG_LF_USER=root RCLONE_CONFIG_LF_KEY_FILE=$tmp/id \
@@ -106,8 +112,13 @@ for m in m1 m2; do
     mountpoint -q "$tmp/$m" || nf_die "$tmp/$m did not mount"
 done
 grep " $tmp/m[12] " /proc/self/mountinfo | sed 's/^/  /' >&2
-[ "$variant" = rclone ] && export NETFS_EXPECT_REFUSAL=${NETFS_EXPECT_REFUSAL:-1}
 export NETFS_LOCAL=$tmp/local
+if [ ${#NF_PAYLOAD_CMD[@]} -eq 0 ]; then
+    case $variant in
+    rclone) NF_PAYLOAD_CMD=(sh "$NF_DIR/refusal.sh" fuse.rclone) ;;
+    mystery) NF_PAYLOAD_CMD=(sh "$NF_DIR/refusal.sh" fuse.mysteryfs) ;;
+    esac
+fi
 nf_end
 
 nf_begin payload
