@@ -186,7 +186,7 @@ pub const DOCUMENTED: &[Documented] = &[
     Documented {
         code: "78",
         meaning: "the folder's filesystem is refused without --allow-fs",
-        scope: Scope::Run,
+        scope: Scope::All,
     },
     Documented {
         code: "126",

@@ -200,7 +200,13 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
         Ok(st) => st,
         Err(e) => return exit::fail(&e, Context::Inspect),
     };
-    let code = if st.would_wait { exit::HELD } else { exit::OK };
+    let policy = folder.filesystem_policy();
+    let code = match (policy.accepted, st.would_wait) {
+        // No acquisition would get it: `run` refuses this filesystem.
+        (false, _) => exit::CONFIG,
+        (true, true) => exit::HELD,
+        (true, false) => exit::OK,
+    };
     let mut out = exit::Output::new();
     if as_json {
         let doc = json!({
@@ -214,7 +220,16 @@ pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
         });
         out.line(format_args!("{doc:#}"));
     } else if !quiet {
-        out.line(format_args!("{}: {}", dir.display(), verdict(&st)));
+        if policy.accepted {
+            out.line(format_args!("{}: {}", dir.display(), verdict(&st)));
+        } else {
+            out.line(format_args!(
+                "{}: refused: lockfolder does not lock on {} without --allow-fs {}",
+                dir.display(),
+                folder.filesystem().name,
+                folder.filesystem().name
+            ));
+        }
         let p = folder.filesystem_policy();
         out.line(format_args!(
             "  filesystem {}: {}{} ({})",

@@ -53,6 +53,14 @@ fn an_unproven_filesystem_is_refused_by_name_and_the_opt_in_works() {
         .stdout("")
         .stderr(predicate::str::contains("fuse.lockfolder-test"))
         .stderr(predicate::str::contains("--allow-fs fuse.lockfolder-test"));
+    // status says so, and exits 78 too: no acquisition would get the lock.
+    lockfolder()
+        .env("LOCKFOLDER_FAULT", "fs=fuse.lockfolder-test")
+        .args(["status"])
+        .arg(&d)
+        .assert()
+        .code(78)
+        .stdout(predicate::str::contains("refused"));
     // Opted in: the command runs, and its bid records the opt-in.
     let ds = d.to_str().unwrap();
     let inner = format!("\"{}\" status --json \"{ds}\"", bin().display());
@@ -63,7 +71,7 @@ fn an_unproven_filesystem_is_refused_by_name_and_the_opt_in_works() {
         .arg(&d)
         .args(["sh", "-c", &inner])
         .assert()
-        .code(1)
+        .code(78)
         .get_output()
         .stdout
         .clone();
