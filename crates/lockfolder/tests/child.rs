@@ -25,6 +25,7 @@ fn open(dir: &str, spec: Option<&str>) -> LockFolder {
 
 /// `int(psutil.Process().create_time())` on Linux, as lockfolder 1.0.2
 /// stores it: `btime + start_ticks // CLK_TCK`, in this process's view.
+#[cfg(target_os = "linux")]
 fn legacy_created() -> i64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let btime: i64 = stat
@@ -47,8 +48,16 @@ fn legacy_created() -> i64 {
     btime + ticks / rustix::param::clock_ticks_per_second() as i64
 }
 
+#[cfg(unix)]
 fn alive(pid: u32) -> bool {
     rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap()).is_ok()
+}
+
+/// Whether `pid` names a process that has not exited (a process handle
+/// that is not yet signalled).
+#[cfg(windows)]
+fn alive(pid: u32) -> bool {
+    crate::util::windows::running(pid)
 }
 
 pub fn run(role: &str) -> i32 {
@@ -78,8 +87,11 @@ pub fn run(role: &str) -> i32 {
             }
             0
         }
+        // Exit at once (a PID for `util::dead_pid`).
+        "exit" => 0,
         // Write a lockfolder 1.0.2 bid (PID and CREATED as psutil computes
         // them in this process's view), hold until stdin closes.
+        #[cfg(target_os = "linux")]
         "legacy-hold" => {
             let dir = std::path::Path::new(args[0]);
             let created = legacy_created();
@@ -181,6 +193,7 @@ pub fn run(role: &str) -> i32 {
             0
         }
         // Try to lock as an unprivileged user (for the read-only folder test).
+        #[cfg(target_os = "linux")]
         "try-unprivileged" => {
             if rustix::process::geteuid().is_root() {
                 rustix::thread::set_thread_res_gid(

@@ -11,6 +11,7 @@ mod folder;
 mod hostile;
 mod identity;
 mod modes;
+#[cfg(target_os = "linux")]
 mod namespaces;
 mod queue;
 mod util;
@@ -24,13 +25,18 @@ fn main() {
     }
     let args = Arguments::from_args();
     let mut trials: Vec<Trial> = Vec::new();
+    // Linux namespaces (containers, time namespaces) exist only there.
+    #[cfg(target_os = "linux")]
+    let namespaces = namespaces::TESTS;
+    #[cfg(not(target_os = "linux"))]
+    let namespaces: &[util::TestFn] = &[];
     for (name, f) in contention::TESTS
         .iter()
         .chain(folder::TESTS)
         .chain(hostile::TESTS)
         .chain(identity::TESTS)
         .chain(modes::TESTS)
-        .chain(namespaces::TESTS)
+        .chain(namespaces)
         .chain(queue::TESTS)
         .chain(waiting::TESTS)
     {
