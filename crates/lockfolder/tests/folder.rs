@@ -27,6 +27,11 @@ pub const TESTS: &[TestFn] = &[
         "folder::replaced_folder_is_an_error",
         replaced_folder_is_an_error,
     ),
+    #[cfg(windows)]
+    (
+        "folder::delete_pending_bid_blocks_until_its_last_handle_closes",
+        delete_pending_bid_blocks_until_its_last_handle_closes,
+    ),
 ];
 
 fn missing_folder_is_created() {
@@ -152,4 +157,44 @@ fn replaced_folder_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("replaced"), "{err}");
     assert_eq!(names(&dir.path().join("old")), Vec::<String>::new());
+}
+
+/// A bid deleted while someone still has it open (a reader, a scanner)
+/// is "delete pending" where the file system has no POSIX delete (or the
+/// deleter did not ask for it): it keeps its name, and cannot be opened,
+/// until that handle closes. Meanwhile it counts as a rival that is never
+/// stale and never removed; once the handle closes, the lock is free.
+#[cfg(windows)]
+fn delete_pending_bid_blocks_until_its_last_handle_closes() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let g = lf.try_lock().unwrap().unwrap();
+    let path = g.bid_path();
+    g.leak();
+    // Full sharing, as lockfolder's own readers open bids.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(7)
+        .open(&path)
+        .unwrap();
+    // DeleteFileW, which keeps the name while `reader` is open unless the
+    // system deletes with POSIX semantics.
+    std::fs::remove_file(&path).unwrap();
+    if names(dir.path()).len() == 1 {
+        assert!(lf.try_lock().unwrap().is_none(), "a pending bid blocks");
+        let h = lf.holders().unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].blocks() && !matches!(h[0].state, lockfolder::State::Stale(_)));
+        assert!(lf.clean().unwrap().is_empty(), "never removed by us");
+    } else {
+        eprintln!("note: this system deleted the open bid at once (POSIX semantics)");
+    }
+    drop(reader);
+    assert_eq!(names(dir.path()), Vec::<String>::new());
+    lf.try_lock()
+        .unwrap()
+        .expect("free once the last handle closed")
+        .release()
+        .unwrap();
 }
