@@ -7,7 +7,8 @@
 //!   The `Waiter` keeps its place in the queue across slices, and dropping it
 //!   (on an exception) withdraws its bid.
 //! * Async waits run on a Rust thread that never touches Python; it signals
-//!   completion through a socket the event loop watches (`PendingAcquire`).
+//!   completion through a socket the event loop watches (`PendingAcquire`):
+//!   a Unix socket pair, or a loopback TCP pair on Windows.
 //! * Errors of the core map onto the exception classes of
 //!   `python/lockfolder/_errors.py` and onto `OSError` subclasses chosen by
 //!   errno, as `open()` does.
@@ -19,8 +20,6 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
@@ -583,7 +582,7 @@ impl PyLockFolder {
         self.check_reentry(Owner::Task(task_id))?;
         let limit = self.timeout_for(timeout)?;
         let deadline = limit.and_then(|t| Instant::now().checked_add(t));
-        let (reader, mut writer) = UnixStream::pair()?;
+        let (reader, mut writer) = completion::pair()?;
         reader.set_nonblocking(true)?;
         let result: Arc<Mutex<Option<lockfolder::Result<LockGuard>>>> = Arc::default();
         let folder = self.folder.clone();
@@ -656,7 +655,7 @@ impl Acquired {
 struct PendingAcquire {
     result: Arc<Mutex<Option<lockfolder::Result<LockGuard>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    reader: UnixStream,
+    reader: completion::Stream,
     cancel: CancelToken,
 }
 
@@ -680,9 +679,12 @@ impl PendingAcquire {
 
 #[pymethods]
 impl PendingAcquire {
-    /// The descriptor to watch for readability (`loop.add_reader`).
-    fn fileno(&self) -> i32 {
-        self.reader.as_raw_fd()
+    /// The socket to watch for readability: a file descriptor on Unix, a
+    /// `SOCKET` on Windows (`loop.add_reader`, or `loop.sock_recv` on a
+    /// `socket.socket(fileno=socket.dup(...))`, which asyncio's Proactor
+    /// loop on Windows supports too).
+    fn fileno(&self) -> u64 {
+        completion::fileno(&self.reader)
     }
 
     /// Whether the wait has finished.
@@ -711,6 +713,56 @@ impl Drop for PendingAcquire {
         // Nobody will collect the outcome: stop the thread. The thread drops a
         // guard it obtained anyway, which releases the lock.
         self.cancel.cancel();
+    }
+}
+
+/// The socket pair through which a waiting thread tells the event loop it
+/// has finished: a Unix socket pair, or on Windows (which has no socket
+/// pair) a loopback TCP connection, made and checked here. Both are
+/// sockets, which every asyncio loop can wait on.
+mod completion {
+    #[cfg(unix)]
+    pub type Stream = std::os::unix::net::UnixStream;
+    #[cfg(windows)]
+    pub type Stream = std::net::TcpStream;
+
+    #[cfg(unix)]
+    pub fn pair() -> std::io::Result<(Stream, Stream)> {
+        Stream::pair()
+    }
+
+    /// A listener on an ephemeral loopback port, a connection to it, and
+    /// the accepted end, which must be that very connection (another local
+    /// process could connect first: such a stranger is dropped).
+    #[cfg(windows)]
+    pub fn pair() -> std::io::Result<(Stream, Stream)> {
+        use std::net::{Ipv4Addr, TcpListener};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let writer = Stream::connect(listener.local_addr()?)?;
+        let ours = writer.local_addr()?;
+        for _ in 0..8 {
+            let (reader, from) = listener.accept()?;
+            if from == ours {
+                writer.set_nodelay(true)?;
+                return Ok((reader, writer));
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "could not make a loopback socket pair: other connections kept arriving",
+        ))
+    }
+
+    #[cfg(unix)]
+    pub fn fileno(s: &Stream) -> u64 {
+        use std::os::fd::AsRawFd;
+        s.as_raw_fd() as u64
+    }
+
+    #[cfg(windows)]
+    pub fn fileno(s: &Stream) -> u64 {
+        use std::os::windows::io::AsRawSocket;
+        s.as_raw_socket()
     }
 }
 
