@@ -179,15 +179,23 @@ fn status_tells_holders_from_waiters() {
     let blockers: Vec<_> = st.blockers.iter().map(|h| h.pid).collect();
     assert_eq!(blockers, vec![Some(holder.pid()), Some(waiter.pid())]);
     // A holder stopped inside its critical section is shown as such.
+    // SIGSTOP takes effect asynchronously: look until it has (or 2 s).
     #[cfg(unix)]
     {
         signal(holder.pid(), rustix::process::Signal::STOP);
-        let st = lf.status().unwrap();
-        let h = st
-            .entries
-            .iter()
-            .find(|h| h.pid == Some(holder.pid()))
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let h = loop {
+            let st = lf.status().unwrap();
+            let h = st
+                .entries
+                .into_iter()
+                .find(|h| h.pid == Some(holder.pid()))
+                .unwrap();
+            if h.stopped || Instant::now() >= deadline {
+                break h;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         assert!(h.stopped && h.describe().contains("stopped"), "{h:?}");
         signal(holder.pid(), rustix::process::Signal::CONT);
     }
