@@ -17,13 +17,25 @@ Processes running lockfolder 1.0.2 can share a folder with this version, and
 ``from lockfolder import lockfolder`` keeps the 1.x functions.
 """
 
-from ._errors import LockCancelled, LockError, LockLost, LockTimeout, SlotsMismatch
+from ._errors import (
+    FilesystemRefused,
+    LockCancelled,
+    LockError,
+    LockLost,
+    LockTimeout,
+    RemovalRefused,
+    SlotsMismatch,
+)
 from ._lock import LockFolder
-from ._lockfolder import CancelToken, Holder, __version__
+from ._lockfolder import CancelToken, Filesystem, Holder, Status, __version__
 
 __all__ = [
     "CancelToken",
+    "Filesystem",
+    "FilesystemRefused",
     "Holder",
+    "RemovalRefused",
+    "Status",
     "LockCancelled",
     "LockError",
     "LockFolder",

@@ -12,7 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any, Tuple, Union
 
-__all__ = ["LockError", "LockTimeout", "LockLost", "LockCancelled", "SlotsMismatch"]
+__all__ = [
+    "LockError",
+    "LockTimeout",
+    "LockLost",
+    "LockCancelled",
+    "SlotsMismatch",
+    "FilesystemRefused",
+    "RemovalRefused",
+]
 
 
 class LockError(Exception):
@@ -70,3 +78,32 @@ class SlotsMismatch(LockError):
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (type(self), (self.message, self.path, self.ours, self.theirs))
+
+
+class FilesystemRefused(LockError):
+    """The lock folder is on a filesystem lockfolder has no evidence is safe
+    for it (its listings may be stale): an SMB share, an unknown FUSE
+    filesystem, NFS mounted ``nocto``... ``filesystem`` is its name; opt in
+    with ``LockFolder(path, allow_filesystem=filesystem)`` (or the
+    ``LOCKFOLDER_ALLOW_FS`` environment variable) if you accept the risk."""
+
+    def __init__(
+        self, message: str, path: Union[str, "os.PathLike[str]"], filesystem: str
+    ) -> None:
+        super().__init__(message, path)
+        self.filesystem = filesystem
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.filesystem))
+
+
+class RemovalRefused(LockError, PermissionError):
+    """``remove_forced`` refused: the entry is not named like a bid (never
+    removed by lockfolder), or its process is alive on this machine. Also a
+    builtin ``PermissionError``."""
+
+    def __init__(self, message: str, path: Union[str, "os.PathLike[str]"]) -> None:
+        LockError.__init__(self, message, path)
+
+    def __str__(self) -> str:
+        return self.message

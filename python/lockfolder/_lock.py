@@ -22,11 +22,14 @@ _L = TypeVar("_L", bound="LockFolder")
 class LockFolder(_lockfolder.LockFolder):
     """An inter-process mutex that needs nothing but a folder.
 
-    ``LockFolder(path, *, timeout=None, label=None, shared=False, slots=1)``:
-    ``path`` (``str`` or any ``os.PathLike``) is created if missing;
-    ``timeout`` is the default for ``acquire()``, ``with`` and ``async with``
-    (None: wait as long as it takes); ``label`` is stored in the bid and shown
-    by ``holders()`` and ``lockfolder status``.
+    ``LockFolder(path, *, timeout=None, label=None, shared=False, slots=1,
+    create=True, lease=None, fencing=False, allow_filesystem=None)``:
+    ``path`` (``str`` or any ``os.PathLike``) is the lock
+    folder, created (with its parents) if missing unless ``create=False``,
+    which raises ``FileNotFoundError`` instead; ``timeout`` is the default for
+    ``acquire()``, ``with`` and ``async with`` (None: wait as long as it
+    takes); ``label`` is stored in the bid and shown by ``holders()`` and
+    ``lockfolder status``.
 
     ``shared=True`` makes a shared (reader) lock: shared holders run together,
     never with an exclusive one. ``slots=N`` makes a counting semaphore that
@@ -34,13 +37,42 @@ class LockFolder(_lockfolder.LockFolder):
     same ``N`` (``SlotsMismatch`` otherwise). ``slots=0``, or ``shared=True``
     with ``slots > 1``, raise ``ValueError``.
 
+    ``lease=SECONDS`` holds every acquisition under a lease, for folders
+    shared between machines: the bid is renewed in the background, and a
+    machine that cannot judge our processes may remove it once it has not
+    been renewed for the lease (by the file server's clock). ``lost`` turns
+    True when the lease could not be renewed in time; stop and release.
+    ``fencing=True`` (implied by a lease) gives each acquisition a
+    ``fencing_token`` larger than every earlier holder's.
+    ``allow_filesystem="name"`` (or a list) accepts a filesystem lockfolder
+    has no evidence for (``filesystem`` names it); without it, acquiring
+    there raises ``FilesystemRefused``.
+
     Concurrency contract:
 
     * Every acquisition is a bid of its own, so two objects on one folder,
-      two threads, and two processes all exclude each other.
+      two threads, two asyncio tasks and two processes all exclude each
+      other. One object may be shared by threads and tasks: each acquisition
+      belongs to the caller that made it (the running asyncio task, else the
+      thread), and every kind of lock keeps its promise among them (one
+      holder of an exclusive lock, at most ``N`` of ``slots=N``, any number
+      of readers); the others wait their turn.
+    * ``is_locked`` (a property, no I/O), ``bid_path``, ``is_held()`` and
+      ``release()`` are about the caller's own acquisition;
+      ``held_by_anyone()`` reads the folder: whether anyone, this object
+      included, holds the lock.
+    * ``release()`` by a caller that holds nothing through this object raises
+      ``RuntimeError`` (as ``threading.Lock`` does), also while another
+      thread or task holds it: a release that silently did nothing would
+      leave that lock held. Leaving ``with lock.acquire():`` releases the
+      acquisition ``acquire()`` made, wherever the block ends.
+    * A thread or task that ends holding the lock leaves an acquisition
+      nobody else could release: the next caller that holds none through
+      this object takes it over (so ``await asyncio.wait_for(
+      lock.acquire_async(), t)`` works on Python < 3.12, where ``wait_for``
+      runs the wait in a task of its own).
     * Not reentrant: acquiring an object again from the thread (or asyncio
       task) that holds it raises ``RuntimeError`` instead of deadlocking.
-      Other threads or tasks sharing the object wait their turn.
     * Waiters are served first come, first served, whatever their mode: a
       reader that arrives after a waiting writer queues behind it, so a
       stream of readers cannot starve a writer. A waiter that gives up
@@ -49,8 +81,8 @@ class LockFolder(_lockfolder.LockFolder):
       recognises as stale (no process with that PID and start time) and
       removes; the lock is never stuck.
     * After ``os.fork()`` the child does not own the parent's lock:
-      ``locked`` is False there, ``release()`` raises ``RuntimeError``, and
-      the child's exit does not release it.
+      ``is_locked`` is False there, ``release()`` raises ``RuntimeError``,
+      and the child's exit does not release it.
     """
 
     async def acquire_async(self: _L, timeout: Optional[float] = None) -> _L:
@@ -61,10 +93,10 @@ class LockFolder(_lockfolder.LockFolder):
         withdrawn (and a lock obtained at that very moment is released)
         before ``CancelledError`` propagates: no bid is left behind.
         """
-        task = asyncio.current_task()
-        task_id = id(task) if task is not None else 0
         token = _lockfolder.CancelToken()
-        pending = self._start_wait(task_id, timeout, token)
+        # The lock will belong to the running task (the native side asks
+        # asyncio which one that is).
+        pending = self._start_wait(timeout, token)
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
 
@@ -82,7 +114,7 @@ class LockFolder(_lockfolder.LockFolder):
         except BaseException:
             pending.abandon()
             raise
-        self._finish_wait(task_id, pending)
+        self._finish_wait(pending)
         return self
 
     async def __aenter__(self: _L) -> _L:

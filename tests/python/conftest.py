@@ -10,9 +10,12 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Set
 
 import pytest
+
+if TYPE_CHECKING:
+    import lockfolder
 
 # Every child gets a deadline; a test that would hang fails instead.
 DEADLINE = 60.0
@@ -32,16 +35,21 @@ class Children:
         python: Optional[str] = None,
         cwd: Optional[Path] = None,
         stdout: int = subprocess.PIPE,
+        stdin: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[str]:
         argv = [python or sys.executable, "-u", "-c", textwrap.dedent(code), *args]
-        return self.start(argv, cwd=cwd, stdout=stdout)
+        return self.start(argv, cwd=cwd, stdout=stdout, stdin=stdin)
 
     def start(
-        self, argv: Sequence[str], cwd: Optional[Path] = None, stdout: int = subprocess.PIPE
+        self,
+        argv: Sequence[str],
+        cwd: Optional[Path] = None,
+        stdout: int = subprocess.PIPE,
+        stdin: int = subprocess.DEVNULL,
     ) -> subprocess.Popen[str]:
         p = subprocess.Popen(
             list(argv),
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
@@ -52,6 +60,11 @@ class Children:
 
     def cleanup(self) -> None:
         for p in self.procs:
+            if p.stdin is not None:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
             if p.poll() is None:
                 p.kill()
             try:
@@ -128,3 +141,31 @@ HOLDER = """
 
 def sigint(p: "subprocess.Popen[str]") -> None:
     os.kill(p.pid, signal.SIGINT)
+
+
+def stub_literal(name: str) -> Set[str]:
+    """The strings of the `Literal` alias `name` in the installed type stub
+    of the native module (so a value the stub does not list fails a test)."""
+    import ast
+
+    import lockfolder
+
+    stub = Path(lockfolder.__file__).parent / "_lockfolder.pyi"
+    for node in ast.parse(stub.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == name
+            and isinstance(node.value, ast.Subscript)
+        ):
+            elts = node.value.slice
+            items = elts.elts if isinstance(elts, ast.Tuple) else [elts]
+            return {e.value for e in items if isinstance(e, ast.Constant)}
+    raise AssertionError(f"{stub} has no Literal alias {name}")
+
+
+def check_typed(h: "lockfolder.Holder") -> None:
+    """`h.kind`, `h.state` and `h.mode` are among the stub's literals."""
+    assert h.kind in stub_literal("_EntryKind"), h.kind
+    assert h.state in stub_literal("_EntryState"), h.state
+    assert h.mode is None or h.mode in stub_literal("_LockMode"), h.mode

@@ -10,12 +10,13 @@ import pathlib
 import signal
 import time
 from pathlib import Path
+from typing import Callable, Dict, List
 
 import pytest
 
 from lockfolder import lockfolder as lf1
 
-from conftest import HOLDER, Children, bids, finish, legacy_python, read_line
+from conftest import HOLDER, Children, bids, check_typed, finish, legacy_python, read_line
 
 # The usage example of lockfolder 1.0.2's README, character for character
 # (its "..." is a valid statement).
@@ -106,6 +107,7 @@ def test_reads_a_legacy_bid(tmp_path: Path, children: Children) -> None:
     lock = LockFolder(tmp_path)
     (h,) = lock.holders()
     assert (h.kind, h.state, h.pid, h.host) == ("legacy-bid", "live", sleeper.pid, None)
+    check_typed(h)
     assert lock.try_acquire() is False
     assert lf1.in_use(tmp_path) and lf1.challenge(bid) is False
     os.kill(sleeper.pid, signal.SIGKILL)
@@ -230,3 +232,118 @@ def test_mixed_with_lockfolder_102(tmp_path: Path, children: Children) -> None:
     assert all(r["held"] > 0 for r in new_results)
     assert sum(r["held"] for r in old_results) > 0
     assert bids(folder) == []
+
+
+# ------------------------------------------------ threads of one process ---
+
+
+def test_the_lock_belongs_to_the_process(tmp_path: Path, children: Children) -> None:
+    """As in 1.0.2, every thread of the process shares its lock: a second
+    thread's lock() is True too, and any thread's unlock() releases it."""
+    import threading
+
+    p = tmp_path / "lf"
+    results: Dict[str, object] = {}
+
+    def in_thread(name: str, fn: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                results[name] = fn()
+            except BaseException as e:
+                results[name] = e
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(30)
+
+    in_thread("a-lock", lambda: lf1.lock(p))
+    in_thread("b-lock", lambda: lf1.lock(p))
+    in_thread("b-have", lambda: lf1.have_lock(p))
+    assert (results["a-lock"], results["b-lock"], results["b-have"]) == (True, True, True)
+    assert len(bids(p)) == 1  # one bid for the process
+    outside = children.python(
+        "import sys; from lockfolder import lockfolder as lf; print(lf.lock(sys.argv[1]))", str(p)
+    )
+    rc, out, err = finish(outside)
+    assert (rc, out.strip()) == (0, "False"), err  # another process is kept out
+    in_thread("b-unlock", lambda: lf1.unlock(p))
+    in_thread("a-have", lambda: lf1.have_lock(p))
+    in_thread("a-unlock", lambda: lf1.unlock(p))
+    assert results["b-unlock"] is None and results["a-have"] is False
+    assert isinstance(results["a-unlock"], FileNotFoundError)
+    assert bids(p) == []
+
+
+# Lists the folder argv[1] in a loop until the file argv[2] exists; prints
+# the largest number of bids it saw at once.
+WATCHER = """
+    import os, sys
+    folder, stop = sys.argv[1], sys.argv[2]
+    most = 0
+    print("watching", flush=True)
+    while not os.path.exists(stop):
+        try:
+            most = max(most, sum(n.endswith(".json") for n in os.listdir(folder)))
+        except FileNotFoundError:
+            pass
+    print(most, flush=True)
+"""
+
+
+def test_functions_from_several_threads_at_once(tmp_path: Path, children: Children) -> None:
+    """Concurrent calls from several threads leave a consistent state: never
+    two bids of the process (seen from outside), lock() never refused and
+    in_use() never True because of the process's own bid, unlock() only ever
+    raising FileNotFoundError."""
+    import random
+    import threading
+
+    p, stop = tmp_path / "lf", tmp_path / "stop"
+    p.mkdir()
+    watcher = children.python(WATCHER, str(p), str(stop))
+    assert read_line(watcher) == "watching"
+    problems: List[str] = []
+    counts = {"locked": 0, "unlocked": 0, "not-held": 0}
+    guard = threading.Lock()
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            for _ in range(400):
+                r = rnd.random()
+                if r < 0.2:
+                    if lf1.in_use(p):
+                        problems.append("in_use() took this process's own bid for a rival's")
+                elif r < 0.6:
+                    if not lf1.lock(p):
+                        problems.append("lock() was refused with no other process")
+                    with guard:
+                        counts["locked"] += 1
+                else:
+                    try:
+                        lf1.unlock(p)
+                        with guard:
+                            counts["unlocked"] += 1
+                    except FileNotFoundError:
+                        with guard:
+                            counts["not-held"] += 1
+        except BaseException as e:
+            problems.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+        assert not t.is_alive()
+    stop.touch()
+    rc, out, err = finish(watcher)
+    assert rc == 0, err
+    print(counts, "most bids seen at once:", out.strip())
+    assert problems == []
+    assert int(out) <= 1
+    assert counts["unlocked"] > 0 and counts["not-held"] > 0
+    assert lf1.have_lock(p) == (len(bids(p)) == 1)
+    if lf1.have_lock(p):
+        lf1.unlock(p)
+    assert bids(p) == []

@@ -15,7 +15,7 @@ import pytest
 import lockfolder
 from lockfolder import LockError, LockFolder, LockLost, LockTimeout
 
-from conftest import HOLDER, Children, bids, finish, read_line
+from conftest import HOLDER, Children, bids, check_typed, finish, read_line
 
 WORKER = """
     import os, sys, time
@@ -96,7 +96,7 @@ def test_kill9_holder_then_next_acquires(tmp_path: Path, children: Children) -> 
     start = time.monotonic()
     lock.acquire(timeout=10)
     took = time.monotonic() - start
-    assert lock.locked
+    assert lock.is_locked
     assert not os.path.exists(bid)  # the stale bid was removed
     assert bids(tmp_path) == [os.path.basename(str(lock.bid_path))]
     lock.release()
@@ -125,7 +125,7 @@ def test_timeout_is_a_timeout_error(tmp_path: Path, children: Children) -> None:
     with pytest.raises(TimeoutError):
         with LockFolder(tmp_path, timeout=0.1):
             pass
-    assert not lock.locked
+    assert not lock.is_locked
 
 
 def test_try_acquire_is_one_attempt(tmp_path: Path, children: Children) -> None:
@@ -135,7 +135,7 @@ def test_try_acquire_is_one_attempt(tmp_path: Path, children: Children) -> None:
     start = time.monotonic()
     assert lock.try_acquire() is False
     assert time.monotonic() - start < 1.0
-    assert not lock.locked and lock.bid_path is None
+    assert not lock.is_locked and lock.bid_path is None
     assert len(bids(tmp_path)) == 1
 
 
@@ -163,7 +163,7 @@ def test_lock_lost_when_bid_vanished(tmp_path: Path) -> None:
     with pytest.raises(LockLost) as info:
         lock.release()
     assert info.value.path.endswith(".json")
-    assert not lock.locked
+    assert not lock.is_locked
 
 
 def test_os_errors_keep_their_class(tmp_path: Path) -> None:
@@ -177,6 +177,52 @@ def test_os_errors_keep_their_class(tmp_path: Path) -> None:
     assert missing.value.errno == 2 and missing.value.filename == str(tmp_path / "absent")
     with pytest.raises(NotADirectoryError):
         LockFolder(afile / "below")
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_removed_or_replaced_folder_is_file_not_found(tmp_path: Path, how: str) -> None:
+    """The core reports a folder that is gone from its path with an
+    `ErrorKind` but no errno: it is a FileNotFoundError like any other."""
+    import errno
+    import shutil
+
+    folder = tmp_path / "lock"
+    lock = LockFolder(folder)
+    shutil.rmtree(folder)
+    if how == "replaced":
+        folder.mkdir()
+    for op in (lock.holders, lock.clean, lock.held_by_anyone):
+        with pytest.raises(FileNotFoundError) as info:
+            op()
+        e = info.value
+        assert (e.errno, e.filename) == (errno.ENOENT, str(folder)), op
+        assert "removed or replaced" in e.strerror
+        assert str(folder) in str(e)
+    with pytest.raises(FileNotFoundError):
+        lock.try_acquire()
+    assert not lock.is_locked
+
+
+def test_is_locked_is_the_callers_held_by_anyone_the_folders(
+    tmp_path: Path, children: Children
+) -> None:
+    lock = LockFolder(tmp_path)
+    assert lock.is_locked is False and lock.held_by_anyone() is False
+    holder = children.python(HOLDER, str(tmp_path), "60")
+    read_line(holder)
+    assert lock.is_locked is False and lock.held_by_anyone() is True
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    assert lock.held_by_anyone() is False  # a stale bid holds nothing
+    with lock:
+        assert lock.is_locked is True and lock.held_by_anyone() is True
+        other = LockFolder(tmp_path)
+        assert other.is_locked is False and other.held_by_anyone() is True
+    assert lock.is_locked is False and lock.held_by_anyone() is False
+    (tmp_path / "notes.txt").write_text("not a bid")
+    assert lock.held_by_anyone() is True  # it blocks every acquisition
+    # A reader asks the same question: someone holds the folder.
+    assert LockFolder(tmp_path, shared=True).held_by_anyone() is True
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
@@ -219,11 +265,15 @@ def test_holders_content(tmp_path: Path, children: Children) -> None:
     assert h.command is not None and "python" in h.command
     junk = hs["README.txt"]
     assert (junk.state, junk.kind, junk.pid) == ("not-a-bid", "other", None)
+    for entry in hs.values():
+        check_typed(entry)
     assert junk.blocks and junk.note
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(10)
     states = {h.name: h.state for h in lock.holders()}
     assert states == {os.path.basename(bid): "stale", "README.txt": "not-a-bid"}
+    for entry in lock.holders():
+        check_typed(entry)
     removed = lock.clean()
     assert [r.name for r in removed] == [os.path.basename(bid)]
     assert bids(tmp_path) == ["README.txt"]  # never touch what is not a bid
@@ -238,7 +288,7 @@ def test_fork_child_does_not_own_the_lock(tmp_path: Path) -> None:
     if pid == 0:  # child: inspect, try to release, drop the object, exit
         code = 0
         try:
-            if lock.locked or lock.bid_path is not None:
+            if lock.is_locked or lock.bid_path is not None:
                 code |= 1
             try:
                 lock.release()
@@ -258,7 +308,7 @@ def test_fork_child_does_not_own_the_lock(tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     os.close(r)
     assert status == bytes([0])
-    assert lock.locked and lock.is_held()
+    assert lock.is_locked and lock.is_held()
     assert bid is not None and bid.exists()
     lock.release()
 
@@ -285,8 +335,34 @@ def _report_in_child(lock: LockFolder, q: "object") -> None:
         outcome = "released"
     except RuntimeError:
         outcome = "RuntimeError"
-    q.put((lock.locked, outcome))  # type: ignore[attr-defined]
+    q.put((lock.is_locked, outcome))  # type: ignore[attr-defined]
+
+
+def test_docstring_shows_every_keyword() -> None:
+    """The class docstring's signature names each public keyword of the
+    constructor, with its default."""
+    import inspect
+    import re
+
+    doc = LockFolder.__doc__ or ""
+    shown = " ".join(doc.split("``:", 1)[0].split())  # the signature, unwrapped
+    public = [
+        p for p in inspect.signature(lockfolder._lockfolder.LockFolder).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and not p.name.startswith("_")
+    ]
+    assert "create" in [p.name for p in public]
+    for p in public:
+        assert re.search(rf"\b{p.name}={p.default!r}", shown), (p.name, shown)
 
 
 def test_version() -> None:
-    assert lockfolder.__version__ == "2.0.0"
+    """The native module's version (the crate's) is the Python package's, so
+    a release bumps both (docs/releasing.md)."""
+    import importlib.metadata
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", lockfolder.__version__)
+    assert lockfolder.__version__ == importlib.metadata.version("lockfolder")
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    declared = re.search(r'(?m)^version = "([^"]+)"', pyproject.read_text())
+    assert declared is not None and declared.group(1) == lockfolder.__version__

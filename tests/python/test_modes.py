@@ -20,7 +20,7 @@ import pytest
 import lockfolder
 from lockfolder import LockError, LockFolder, LockTimeout, SlotsMismatch
 
-from conftest import Children, bids, finish, read_line
+from conftest import Children, bids, check_typed, finish, read_line
 
 # A child that takes the lock opened with the JSON keyword arguments argv[2],
 # prints "held <pid> <bid path>" and keeps it until killed (or 60 s).
@@ -176,7 +176,7 @@ def test_writer_is_not_starved_by_a_reader_stream(tmp_path: Path, children: Chil
         time.sleep(0.01)
     time.sleep(1.0)
     writer = LockFolder(folder)
-    assert writer.is_locked()
+    assert writer.held_by_anyone()
     # With reader preference the stream would keep the writer out until it
     # ends (40 s); waiting is FIFO, so the writer gets in after the readers
     # inside when it started waiting (each leaves within 1 s).
@@ -319,7 +319,7 @@ def test_mismatched_slots_are_refused(tmp_path: Path, children: Children) -> Non
         with pytest.raises(SlotsMismatch):
             asyncio.run(lock.acquire_async(timeout=5))
         assert time.monotonic() - start < 2.0
-        assert not lock.locked
+        assert not lock.is_locked
         assert bids(tmp_path) == [os.path.basename(bid)]  # no bid, no queue marker
     back = pickle.loads(pickle.dumps(e))
     assert type(back) is SlotsMismatch
@@ -382,6 +382,8 @@ def test_holders_show_mode_and_slots(tmp_path: Path, children: Children) -> None
     assert (holder.mode, holder.slots, holder.kind) == ("exclusive", 3, "bid")
     junk = entries["notes.txt"]
     assert (junk.mode, junk.slots, junk.state) == (None, None, "not-a-bid")
+    for entry in [*entries.values(), *hs.values()]:
+        check_typed(entry)
     plain = LockFolder(tmp_path / "plain")
     with plain:
         (h,) = plain.holders()

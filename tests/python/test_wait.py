@@ -93,9 +93,9 @@ def test_async_with_lets_other_coroutines_run(tmp_path: Path, children: Children
         start = time.monotonic()
         async with LockFolder(tmp_path, timeout=20) as lock:
             waited = time.monotonic() - start
-            assert lock.locked
+            assert lock.is_locked
             assert len(bids(tmp_path)) == 1
-        assert not lock.locked
+        assert not lock.is_locked
         stop.set()
         await t
         return waited
@@ -122,7 +122,7 @@ def test_async_cancel_leaves_no_bid(tmp_path: Path) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert not lock.locked
+        assert not lock.is_locked
 
     asyncio.run(main())
     assert bids(tmp_path) == ["notes.txt"]
@@ -140,11 +140,30 @@ def test_async_timeout_and_handoff(tmp_path: Path) -> None:
         assert not waiting.done()
         first.release()
         assert await asyncio.wait_for(waiting, 10) is second
-        assert second.locked
-        # Held for another task: this task waits its turn (and gives up).
+        # The task that waited has ended holding the lock: its acquisition
+        # passes to the next task that uses the object, this one.
+        assert second.is_locked
+        with pytest.raises(RuntimeError, match="not reentrant"):
+            await second.acquire_async(timeout=10)
+        second.release()
+        assert not second.is_locked
+        # Held by another task that still runs: this task waits its turn (and
+        # gives up), and cannot release that task's acquisition.
+        inside, leave = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with second:
+                inside.set()
+                await leave.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.wait_for(inside.wait(), 10)
         with pytest.raises(LockTimeout):
             await second.acquire_async(timeout=0.1)
-        second.release()
+        with pytest.raises(RuntimeError, match="does not hold"):
+            second.release()
+        leave.set()
+        await asyncio.wait_for(holder, 10)
         # Held for this task: acquiring again is a clear error, not a hang.
         await second.acquire_async(timeout=10)
         with pytest.raises(RuntimeError, match="not reentrant"):

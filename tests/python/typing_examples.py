@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import pathlib
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import lockfolder
 from lockfolder import (
@@ -17,6 +17,7 @@ from lockfolder import (
     LockLost,
     LockTimeout,
     SlotsMismatch,
+    Status,
 )
 from lockfolder import lockfolder as lf1
 
@@ -24,7 +25,7 @@ from lockfolder import lockfolder as lf1
 def blocking(path: pathlib.Path) -> Optional[float]:
     lock = LockFolder(path, timeout=5.0, label="example")
     with lock:
-        assert lock.locked
+        assert lock.is_locked
     with lock.acquire(timeout=1.5) as same:
         same_lock: LockFolder = same
         bid: Optional[pathlib.Path] = same_lock.bid_path
@@ -50,12 +51,25 @@ def blocking(path: pathlib.Path) -> Optional[float]:
         pass
     holders: List[Holder] = lock.holders()
     for h in holders:
-        state: str = h.state
+        state: Literal["live", "stale", "foreign", "not-a-bid"] = h.state
+        kind: Literal[
+            "bid", "legacy-bid", "temporary", "queue-marker", "artefact", "fence", "other"
+        ] = h.kind
+        role: Literal["holder", "waiter", "none"] = h.role
+        lease: Optional[float] = h.lease
+        as_text: str = h.state
         pid: Optional[int] = h.pid
         started: Optional[float] = h.started
-        print(state, pid, started, h.host, h.label, h.path.name, h.acquired)
+        print(state, kind, role, lease, as_text, pid, started, h.host, h.label, h.path.name)
+    st: Status = lock.status()
+    waits: bool = st.would_wait or lock.would_wait()
+    fs_name: str = lock.filesystem.name
+    fence: Optional[int] = lock.fencing_token
+    print(waits, fs_name, fence, st.blockers, lock.lost)
     removed: List[Holder] = lock.clean()
-    print(len(removed), lock.is_locked(), lock.path.name, lock.timeout, lock.label)
+    mine: bool = lock.is_locked
+    anyone: bool = lock.held_by_anyone()
+    print(len(removed), mine, anyone, lock.path.name, lock.timeout, lock.label)
     return holders[0].acquired if holders else None
 
 
@@ -65,7 +79,7 @@ async def waiting(path: str) -> bool:
         pass
     same: LockFolder = await lock.acquire_async(timeout=2)
     same.release()
-    return lock.locked
+    return lock.is_locked
 
 
 def legacy(path: pathlib.Path) -> bool:
@@ -84,7 +98,7 @@ def modes(path: pathlib.Path) -> int:
     slots: int = pool.slots
     with reader:
         for h in reader.holders():
-            mode: Optional[str] = h.mode
+            mode: Optional[Literal["exclusive", "shared"]] = h.mode
             count: Optional[int] = h.slots
             print(mode, count)
     try:

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <root>/lock/        the lock folder; nothing else is ever written here
-//! <root>/marker       occupancy marker: "<pid> <start ticks> <since ns>"
+//! <root>/marker       occupancy marker: "<pid> <start ticks> <since ns> <host>"
+//! <root>/occupied     flock(2)ed by whoever is in the critical section
 //! <root>/counter      read-modify-write counter, bumped once per acquisition
 //! <root>/tmp/         half-written markers and counters (never in lock/)
 //! <root>/log/<tag>    per acquisition: "<counter value> <unix ns> <pid> <cleared>",
@@ -13,13 +14,26 @@
 //! <root>/stop         present: workers finish their round and exit
 //! ```
 //!
-//! Two detectors, independent of each other and of the lock:
+//! With `storm --dirs A,B` the lock folder lives elsewhere (the same folder
+//! seen through two mounts of a network filesystem) and `<root>/lock/` stays
+//! empty: everything below is on the local folder the arena was made in, so
+//! the detectors never depend on the network filesystem's consistency.
 //!
+//! Three detectors, independent of each other and of the lock:
+//!
+//! * **The occupancy flock**: inside the critical section a holder keeps an
+//!   exclusive `flock(2)` on `occupied`, taken without waiting. The kernel
+//!   drops it when the holder dies, before the holder can be a zombie, so
+//!   failing to take it means a live process is inside: an overlap. It needs
+//!   no PID, so it works across PID namespaces (the multi-host storm).
 //! * **The marker** is created exclusively (a complete file is hard-linked
 //!   to `marker`, which fails if it exists, so the marker is never seen
 //!   half-written). Finding a marker whose owner is alive is an overlap;
 //!   finding one whose owner is dead (killed inside its critical section) is
 //!   expected, and the marker is removed after checking the owner is gone.
+//!   A marker written on another host (UTS namespace) cannot be checked
+//!   through our `/proc`; holding the occupancy flock proves its owner left
+//!   the critical section by dying, so it is removed.
 //! * **The counter** is read, incremented and replaced by rename, then the
 //!   new value is appended to the worker's log. Two holders at once can read
 //!   the same value: the same value then appears twice in the logs (a lost
@@ -27,8 +41,10 @@
 //!   never duplicates one.
 
 use crate::procfs;
+use rustix::fs::{flock, FlockOperation};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -53,13 +69,40 @@ pub fn jitter(max_us: u64) {
 pub struct Me {
     pub pid: u32,
     pub start_ticks: u64,
+    /// Our host name (UTS namespace): markers of other hosts cannot be
+    /// checked through our `/proc`.
+    pub host: HostName,
+}
+
+/// A host name, short enough to copy around (longer names are cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostName([u8; 64]);
+
+impl HostName {
+    fn new(name: &str) -> HostName {
+        let mut b = [0u8; 64];
+        // Spaces would split the marker's words.
+        for (d, s) in b
+            .iter_mut()
+            .zip(name.bytes().filter(|c| c.is_ascii_graphic()))
+        {
+            *d = s;
+        }
+        HostName(b)
+    }
+    pub fn as_str(&self) -> &str {
+        let n = self.0.iter().position(|&c| c == 0).unwrap_or(self.0.len());
+        std::str::from_utf8(&self.0[..n]).unwrap_or("?")
+    }
 }
 
 impl Me {
     pub fn current() -> io::Result<Me> {
+        let host = fs::read_to_string("/proc/sys/kernel/hostname")?;
         Ok(Me {
             pid: std::process::id(),
             start_ticks: procfs::own_start_ticks()?,
+            host: HostName::new(host.trim()),
         })
     }
 }
@@ -79,12 +122,44 @@ pub struct Acquisition {
 #[derive(Debug, Clone)]
 pub struct Arena {
     root: PathBuf,
+    /// Where the marker, counter, occupancy file and overlap reports are:
+    /// `root` itself, or, in a multi-host storm, a folder shared by the
+    /// storms of every host, each with its own `root` below it.
+    probe: PathBuf,
 }
 
 impl Arena {
     /// Creates the layout under `root` (which must exist).
     pub fn create(root: &Path) -> io::Result<Arena> {
-        let a = Arena::open(root);
+        Arena::create_in(Arena::open(root))
+    }
+
+    /// A multi-host storm's arena: this host's own files in `probe/<host>`,
+    /// the detectors in `probe`, shared with the other hosts' storms.
+    pub fn create_shared(probe: &Path, host: &str) -> io::Result<Arena> {
+        let root = probe.join(host);
+        fs::create_dir_all(&root)?;
+        Arena::create_in(Arena::open_shared(&root, probe))
+    }
+
+    /// A shared arena opened by a worker (see [`Arena::create_shared`]).
+    pub fn open_shared(root: &Path, probe: &Path) -> Arena {
+        Arena {
+            root: root.to_path_buf(),
+            probe: probe.to_path_buf(),
+        }
+    }
+
+    /// Whether the detectors are shared with other hosts' storms.
+    pub fn is_shared(&self) -> bool {
+        self.root != self.probe
+    }
+
+    pub fn probe(&self) -> &Path {
+        &self.probe
+    }
+
+    fn create_in(a: Arena) -> io::Result<Arena> {
         for d in [
             a.lock_dir(),
             a.tmp_dir(),
@@ -100,6 +175,7 @@ impl Arena {
     pub fn open(root: &Path) -> Arena {
         Arena {
             root: root.to_path_buf(),
+            probe: root.to_path_buf(),
         }
     }
 
@@ -110,10 +186,13 @@ impl Arena {
         self.root.join("lock")
     }
     pub fn marker(&self) -> PathBuf {
-        self.root.join("marker")
+        self.probe.join("marker")
     }
     pub fn counter(&self) -> PathBuf {
-        self.root.join("counter")
+        self.probe.join("counter")
+    }
+    pub fn occupied(&self) -> PathBuf {
+        self.probe.join("occupied")
     }
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
@@ -122,7 +201,7 @@ impl Arena {
         self.root.join("log")
     }
     pub fn overlap_dir(&self) -> PathBuf {
-        self.root.join("overlaps")
+        self.probe.join("overlaps")
     }
     pub fn error_dir(&self) -> PathBuf {
         self.root.join("errors")
@@ -176,37 +255,65 @@ impl Arena {
         read_all(&self.error_dir())
     }
 
-    /// Every acquisition logged by any worker.
+    /// Every acquisition logged by any worker of this storm.
     pub fn acquisitions(&self) -> io::Result<Vec<Acquisition>> {
+        read_logs(&self.log_dir())
+    }
+
+    /// Every acquisition logged by any worker of every storm sharing the
+    /// detectors (the same as [`Arena::acquisitions`] unless shared); tags
+    /// are prefixed with the host folder's name.
+    pub fn all_acquisitions(&self) -> io::Result<Vec<Acquisition>> {
+        if !self.is_shared() {
+            return self.acquisitions();
+        }
         let mut out = Vec::new();
-        for entry in fs::read_dir(self.log_dir())? {
+        for entry in fs::read_dir(&self.probe)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let tag = name.trim_end_matches(".log").to_owned();
-            for line in fs::read_to_string(entry.path())?.lines() {
-                let f: Vec<&str> = line.split(' ').collect();
-                // A line is written by one write(2); anything else would be
-                // a bug here, so it is reported rather than skipped.
-                let parsed = (|| {
-                    Some(Acquisition {
-                        tag: tag.clone(),
-                        value: f.first()?.parse().ok()?,
-                        at_ns: f.get(1)?.parse().ok()?,
-                        pid: f.get(2)?.parse().ok()?,
-                        cleared: *f.get(3)? == "1",
-                    })
-                })();
-                out.push(parsed.ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("bad log line in {name}: {line:?}"),
-                    )
-                })?);
+            let log = entry.path().join("log");
+            if log.is_dir() {
+                let host = entry.file_name().to_string_lossy().into_owned();
+                for mut a in read_logs(&log)? {
+                    a.tag = format!("{host}/{}", a.tag);
+                    out.push(a);
+                }
             }
         }
         Ok(out)
     }
+}
 
+fn read_logs(dir: &Path) -> io::Result<Vec<Acquisition>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let tag = name.trim_end_matches(".log").to_owned();
+        for line in fs::read_to_string(entry.path())?.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            // A line is written by one write(2); anything else would be
+            // a bug here, so it is reported rather than skipped.
+            let parsed = (|| {
+                Some(Acquisition {
+                    tag: tag.clone(),
+                    value: f.first()?.parse().ok()?,
+                    at_ns: f.get(1)?.parse().ok()?,
+                    pid: f.get(2)?.parse().ok()?,
+                    cleared: *f.get(3)? == "1",
+                })
+            })();
+            out.push(parsed.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad log line in {name}: {line:?}"),
+                )
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+impl Arena {
     /// The counter's final value.
     pub fn counter_value(&self) -> io::Result<u64> {
         read_counter(&self.counter())
@@ -214,6 +321,7 @@ impl Arena {
 
     /// The critical section, run while the lock is held.
     pub fn critical_section(&self, me: &Me, log: &mut File, jitter_us: u64) -> io::Result<()> {
+        let occupancy = self.enter_occupancy(me)?;
         let (mine, cleared) = self.enter_marker(me)?;
         jitter(jitter_us);
         let value = self.bump_counter(me)?;
@@ -226,14 +334,44 @@ impl Arena {
         if let Some(mine) = mine {
             self.leave_marker(me, &mine)?;
         }
+        // Closing the file drops the flock, after the marker is gone.
+        drop(occupancy);
         Ok(())
+    }
+
+    /// Takes the occupancy flock without waiting. Returns whether we got it
+    /// (if not, the overlap is recorded) and the file that keeps it.
+    fn enter_occupancy(&self, me: &Me) -> io::Result<(bool, OwnedFd)> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.occupied())?;
+        let fd = OwnedFd::from(file);
+        match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok((true, fd)),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                self.record_overlap(
+                    me,
+                    "the occupancy flock was held by a live process on entering",
+                );
+                Ok((false, fd))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates the marker exclusively. Returns our marker's content (None if
     /// a live owner's marker was there: an overlap, already recorded) and
     /// whether a dead holder's marker was cleared.
     fn enter_marker(&self, me: &Me) -> io::Result<(Option<String>, bool)> {
-        let content = format!("{} {} {}\n", me.pid, me.start_ticks, now_ns());
+        let content = format!(
+            "{} {} {} {}\n",
+            me.pid,
+            me.start_ticks,
+            now_ns(),
+            me.host.as_str()
+        );
         let tmp = self.tmp_dir().join(format!("{}.marker", me.pid));
         let mut cleared = false;
         for _ in 0..5 {
@@ -256,16 +394,17 @@ impl Arena {
                 }
                 Err(e) => return Err(e),
             };
-            let owner: Vec<u64> = found
-                .split_ascii_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect();
+            let words: Vec<&str> = found.split_ascii_whitespace().collect();
+            let owner: Vec<u64> = words.iter().filter_map(|w| w.parse().ok()).collect();
             let (Some(&pid), Some(&ticks)) = (owner.first(), owner.get(1)) else {
                 self.record_overlap(me, &format!("unreadable marker {found:?}"));
                 let _ = fs::remove_file(&tmp);
                 return Ok((None, cleared));
             };
-            if procfs::is_alive(pid as u32, ticks) {
+            // Another host's PIDs mean nothing here; we hold the occupancy
+            // flock, so its owner died inside the critical section.
+            let same_host = words.get(3).is_none_or(|h| *h == me.host.as_str());
+            if same_host && procfs::is_alive(pid as u32, ticks) {
                 self.record_overlap(
                     me,
                     &format!(

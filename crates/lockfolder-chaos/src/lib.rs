@@ -14,11 +14,17 @@
 //!
 //! With `--cli PATH` the workers are `lockfolder run DIR -- lockfolder-storm
 //! cs` loops and the killer kills launchers, commands, or both.
-//! `docs/storm.md` tells how to run it and what it measured.
+//! With `--dirs A,B` the lock folder is one folder seen through several
+//! mounts (a network filesystem): workers alternate between the paths while
+//! the detectors stay on a local folder. `lockfolder-storm freshness`
+//! measures how often a listing through one mount misses an entry just
+//! published through the other. `docs/storm.md` tells how to run it and what it measured.
 
 #![forbid(unsafe_code)]
 
 pub mod arena;
+pub mod folder;
+pub mod fresh;
 pub mod procfs;
 pub mod storm;
 pub mod worker;

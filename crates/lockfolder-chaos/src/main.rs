@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use lockfolder_chaos::arena::Arena;
+use lockfolder_chaos::fresh::{self, FreshOptions, Look};
 use lockfolder_chaos::storm::{self, StormOptions};
 use lockfolder_chaos::worker;
 use std::path::PathBuf;
@@ -43,9 +44,32 @@ enum Cmd {
         /// Longest random pause between a worker's steps, microseconds.
         #[arg(long, default_value_t = 400)]
         jitter_us: u64,
-        /// Folder in which to make the arena (default: system temp dir).
-        #[arg(long)]
+        /// Folder in which to make the arena: marker, counter, logs (default:
+        /// system temp dir). With --dirs it must be a local folder.
+        #[arg(long, visible_alias = "probe-dir")]
         dir: Option<PathBuf>,
+        /// The lock folder as seen through several mounts of one network
+        /// export, comma-separated (made through the first; must be new or
+        /// empty). Worker i uses path i mod N. Default: `lock/` in the arena.
+        #[arg(long, value_delimiter = ',')]
+        dirs: Vec<PathBuf>,
+        /// Keep the storm running with the killer quiet for at least this
+        /// long after the killing stops.
+        #[arg(long, default_value_t = 0.0)]
+        quiet_secs: f64,
+        /// A wedge: a surviving worker that does not acquire, or no
+        /// acquisition at all, for this long while the killer is quiet.
+        #[arg(long, default_value_t = 1000)]
+        wake_limit_ms: u64,
+        /// Let the final listings take up to this long to show the lock
+        /// folder empty (a network filesystem's directory cache).
+        #[arg(long, default_value_t = 0.0)]
+        settle_secs: f64,
+        /// Multi-host storm: keep the detectors in this local folder, shared
+        /// with the storms of other hosts (PID/UTS namespaces of one kernel)
+        /// on the same lock folder; this storm's files go to DIR/<hostname>.
+        #[arg(long)]
+        shared: Option<PathBuf>,
         /// Keep the arena even if the storm passes (it is always kept on
         /// failure).
         #[arg(long)]
@@ -54,6 +78,32 @@ enum Cmd {
         /// storm must fail with overlaps.
         #[arg(long, hide = true)]
         mutant_no_lock: bool,
+    },
+    /// Measure how often a look through one mount misses an entry just
+    /// published through the other; prints one line per kind of look.
+    Freshness {
+        /// The folder through the first mount (created if missing).
+        #[arg(long)]
+        a: PathBuf,
+        /// The same folder through the second mount.
+        #[arg(long)]
+        b: PathBuf,
+        /// Trials per kind of look, at most.
+        #[arg(long, default_value_t = 100)]
+        trials: u32,
+        /// Kinds of look: list (without writing first), publish (own entry,
+        /// then list), stat (the new name).
+        #[arg(long, value_delimiter = ',', default_value = "list,publish,stat")]
+        looks: Vec<String>,
+        /// How long to wait for a missed entry.
+        #[arg(long, default_value_t = 30.0)]
+        wait_secs: f64,
+        /// Time budget of the whole probe, shared by the looks.
+        #[arg(long, default_value_t = 120.0)]
+        seconds: f64,
+        /// Exit 1 if any of these looks missed an entry (e.g. `publish`).
+        #[arg(long, value_delimiter = ',')]
+        require_fresh: Vec<String>,
     },
     /// (started by `storm`) Loop acquire → critical section → release.
     Worker {
@@ -81,6 +131,12 @@ struct Part {
     arena: PathBuf,
     #[arg(long)]
     tag: String,
+    /// The lock folder (default: `lock/` in the arena).
+    #[arg(long)]
+    lock: Option<PathBuf>,
+    /// Where the detectors are, if not in the arena (a multi-host storm).
+    #[arg(long)]
+    probe: Option<PathBuf>,
     #[arg(long, default_value_t = 0)]
     jitter_us: u64,
 }
@@ -96,6 +152,11 @@ fn main() -> ExitCode {
             cs_kill_percent,
             jitter_us,
             dir,
+            dirs,
+            quiet_secs,
+            wake_limit_ms,
+            settle_secs,
+            shared,
             keep,
             mutant_no_lock,
         } => {
@@ -108,9 +169,13 @@ fn main() -> ExitCode {
                 cs_kill_percent,
                 jitter_us,
                 dir,
+                dirs,
+                quiet: secs(quiet_secs),
+                wake_limit: Duration::from_millis(wake_limit_ms),
+                settle: secs(settle_secs),
+                shared,
                 keep,
                 mutant_no_lock,
-                ..StormOptions::default()
             };
             match storm::run(opts) {
                 Ok(report) => {
@@ -142,13 +207,23 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Freshness {
+            a,
+            b,
+            trials,
+            looks,
+            wait_secs,
+            seconds,
+            require_fresh,
+        } => freshness(a, b, trials, &looks, wait_secs, seconds, &require_fresh),
         Cmd::Worker {
             part,
             mutant_no_lock,
         } => finish(
             &part,
             worker::run_worker(
-                &Arena::open(&part.arena),
+                &part.arena(),
+                &part.lock_dir(),
                 &part.tag,
                 part.jitter_us,
                 mutant_no_lock,
@@ -157,12 +232,100 @@ fn main() -> ExitCode {
         ),
         Cmd::Cs(part) => finish(
             &part,
-            worker::run_cs(&Arena::open(&part.arena), &part.tag, part.jitter_us),
+            worker::run_cs(&part.arena(), &part.tag, part.jitter_us),
         ),
         Cmd::CliWorker { cli, part } => finish(
             &part,
-            worker::run_cli_worker(&Arena::open(&part.arena), &cli, &part.tag, part.jitter_us),
+            worker::run_cli_worker(
+                &part.arena(),
+                &part.lock_dir(),
+                &cli,
+                &part.tag,
+                part.jitter_us,
+            ),
         ),
+    }
+}
+
+impl Part {
+    fn arena(&self) -> Arena {
+        match &self.probe {
+            Some(p) => Arena::open_shared(&self.arena, p),
+            None => Arena::open(&self.arena),
+        }
+    }
+
+    fn lock_dir(&self) -> PathBuf {
+        self.lock
+            .clone()
+            .unwrap_or_else(|| Arena::open(&self.arena).lock_dir())
+    }
+}
+
+/// Seconds from the command line; a negative or absurd value is a usage
+/// error rather than a panic.
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_else(|_| {
+        eprintln!("lockfolder-storm: {s} is not a number of seconds");
+        std::process::exit(2)
+    })
+}
+
+fn parse_looks(words: &[String]) -> Vec<Look> {
+    words
+        .iter()
+        .map(|w| {
+            Look::parse(w).unwrap_or_else(|| {
+                eprintln!("lockfolder-storm: unknown look {w:?} (list, publish, stat)");
+                std::process::exit(2)
+            })
+        })
+        .collect()
+}
+
+fn freshness(
+    a: PathBuf,
+    b: PathBuf,
+    trials: u32,
+    looks: &[String],
+    wait_secs: f64,
+    seconds: f64,
+    require_fresh: &[String],
+) -> ExitCode {
+    let opts = FreshOptions {
+        a,
+        b,
+        trials,
+        looks: parse_looks(looks),
+        wait: secs(wait_secs),
+        budget: secs(seconds),
+    };
+    let strict = parse_looks(require_fresh);
+    match fresh::run(&opts) {
+        Ok(reports) => {
+            let mut ok = true;
+            for r in &reports {
+                println!("{}", r.line(opts.wait));
+                if strict.contains(&r.look) && r.missed > 0 {
+                    eprintln!(
+                        "FAIL: look {} missed {} of {} just-published entries",
+                        r.look.name(),
+                        r.missed,
+                        r.trials
+                    );
+                    ok = false;
+                }
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("lockfolder-storm: freshness probe: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -39,8 +39,27 @@ pub struct StormOptions {
     pub dir: Option<PathBuf>,
     /// Keep the arena even when the storm passes.
     pub keep: bool,
-    /// Every surviving worker must acquire within this after the killer stops.
+    /// Every surviving worker must acquire within this after the killer
+    /// stops, and no gap between two acquisitions while the killer is quiet
+    /// may be longer: either is a wedge.
     pub wake_limit: Duration,
+    /// The same lock folder seen through several paths (mounts of one
+    /// network export); workers alternate between them. Empty: `lock/` in
+    /// the arena. The arena itself (marker, counter, logs) stays in `dir`.
+    pub dirs: Vec<PathBuf>,
+    /// How long the storm keeps running with the killer quiet, at least
+    /// (it also waits until every survivor has acquired once).
+    pub quiet: Duration,
+    /// Multi-host storm: the detectors (marker, counter, occupancy flock,
+    /// overlap reports) live in this folder, shared with the storms of other
+    /// hosts (PID and UTS namespaces) on the same lock folder; this storm's
+    /// own files go to `<shared>/<host name>`. The lock folder may then hold
+    /// other hosts' bids: leftovers are reported, not failed, and unlogged
+    /// counter values are not held against this storm's kills.
+    pub shared: Option<PathBuf>,
+    /// How long the leftover check may wait for a stale listing to catch up
+    /// (a network filesystem's directory cache); zero checks once.
+    pub settle: Duration,
     /// Mutant: library workers skip the lock. The storm must then fail; the
     /// tests use it to show the detectors can see an overlap.
     pub mutant_no_lock: bool,
@@ -59,6 +78,10 @@ impl Default for StormOptions {
             dir: None,
             keep: false,
             wake_limit: Duration::from_secs(1),
+            dirs: Vec::new(),
+            quiet: Duration::ZERO,
+            settle: Duration::ZERO,
+            shared: None,
             mutant_no_lock: false,
         }
     }
@@ -94,12 +117,28 @@ impl Kills {
 #[derive(Debug, Default)]
 pub struct Report {
     pub mode: &'static str,
+    /// A multi-host storm (`StormOptions::shared`).
+    pub shared: bool,
     pub workers: usize,
     pub seconds: f64,
     pub arena: PathBuf,
     /// Acquisitions logged by the workers (each one a completed critical
     /// section, up to the counter bump).
     pub acquisitions: u64,
+    /// Acquisitions by the path the worker used (`--dirs` order; one entry
+    /// without `--dirs`).
+    pub acquisitions_per_dir: Vec<u64>,
+    /// Longest time without any acquisition, from the first worker's start
+    /// to the end of the quiet phase (kills included).
+    pub max_gap: Option<Duration>,
+    /// Longest time without any acquisition while the killer was quiet,
+    /// counted from the moment it stopped.
+    pub max_quiet_gap: Option<Duration>,
+    /// How long the quiet phase lasted.
+    pub quiet_for: Duration,
+    /// How long the lock folder took to list as empty through every path
+    /// after the workers finished (None: it never did within `settle`).
+    pub settled_after: Option<Duration>,
     /// Final value of the read-modify-write counter.
     pub counter: u64,
     pub kills: Kills,
@@ -143,7 +182,7 @@ impl Report {
                 self.lost_updates, self.impossible_values
             ));
         }
-        if self.lost_log_lines > self.kills.total() {
+        if self.lost_log_lines > self.kills.total() && !self.shared {
             f.push(format!(
                 "{} counter values never logged but only {} kills",
                 self.lost_log_lines,
@@ -172,7 +211,7 @@ impl Report {
         if !self.wedged.is_empty() {
             f.push(format!("wedged: {}", self.wedged.join("; ")));
         }
-        if !self.leftovers.is_empty() {
+        if !self.leftovers.is_empty() && !self.shared {
             f.push(format!(
                 "left in the lock folder: {}",
                 self.leftovers.join(", ")
@@ -197,13 +236,15 @@ impl Report {
     pub fn summary_line(&self) -> String {
         let k = &self.kills;
         let mut s = format!(
-            "lockfolder-storm: {} mode={} workers={} seconds={} acquisitions={} counter={} \
+            "lockfolder-storm: {} mode={}{} workers={} seconds={} acquisitions={} counter={} \
              kills={} kills_random={} kills_on_bid={} kills_on_marker={} kills_worker={} \
              kills_launcher={} kills_command={} stale_markers_cleared={} overlaps={} \
              lost_updates={} lost_log_lines={} unexpected_exits={} worker_errors={} \
-             max_wake_after_stop_ms={} wedged={} leftovers={}",
+             max_wake_after_stop_ms={} max_gap_ms={} max_quiet_gap_ms={} quiet_s={:.1} \
+             dirs={} acquisitions_per_dir={} settled_ms={} wedged={} leftovers={}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.mode,
+            if self.shared { "-shared" } else { "" },
             self.workers,
             self.seconds,
             self.acquisitions,
@@ -221,11 +262,17 @@ impl Report {
             self.lost_log_lines,
             self.unexpected_exits.len(),
             self.worker_errors.len(),
-            self.max_wake_after_stop
-                .map_or("none".to_owned(), |d| format!(
-                    "{:.1}",
-                    d.as_secs_f64() * 1000.0
-                )),
+            ms(self.max_wake_after_stop),
+            ms(self.max_gap),
+            ms(self.max_quiet_gap),
+            self.quiet_for.as_secs_f64(),
+            self.acquisitions_per_dir.len(),
+            self.acquisitions_per_dir
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            ms(self.settled_after),
             self.wedged.len(),
             self.leftovers.len() + usize::from(self.marker_left),
         );
@@ -241,6 +288,19 @@ impl Report {
     }
 }
 
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("none".to_owned(), |d| {
+        format!("{:.1}", d.as_secs_f64() * 1000.0)
+    })
+}
+
+/// The worker slot a log tag belongs to (`w3-g17` or `slot3` → 3).
+fn slot_of(tag: &str) -> Option<usize> {
+    let tag = tag.rsplit('/').next()?;
+    let rest = tag.strip_prefix("slot").or_else(|| tag.strip_prefix('w'))?;
+    rest.split('-').next()?.parse().ok()
+}
+
 struct Slot {
     tag: String,
     child: Child,
@@ -250,6 +310,8 @@ struct Slot {
 struct Driver {
     opts: StormOptions,
     arena: Arena,
+    /// The lock folder's paths; slot `i` uses `lock_dirs[i % len]`.
+    lock_dirs: Vec<PathBuf>,
     exe: PathBuf,
     slots: Vec<Slot>,
     generation: u64,
@@ -277,9 +339,14 @@ impl Driver {
                 }
             }
         }
+        let lock = &self.lock_dirs[index % self.lock_dirs.len()];
         let child = cmd
             .arg("--arena")
             .arg(self.arena.root())
+            .arg("--lock")
+            .arg(lock)
+            .arg("--probe")
+            .arg(self.arena.probe())
             .args([
                 "--tag",
                 &tag,
@@ -444,18 +511,31 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
         .prefix("lockfolder-storm-")
         .tempdir_in(&base)
         .map_err(|e| format!("temp dir in {}: {e}", base.display()))?;
-    let arena = Arena::create(temp.path()).map_err(|e| format!("arena: {e}"))?;
+    let arena = match &opts.shared {
+        None => Arena::create(temp.path()),
+        Some(probe) => {
+            crate::arena::Me::current().and_then(|me| Arena::create_shared(probe, me.host.as_str()))
+        }
+    }
+    .map_err(|e| format!("arena: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let lock_dirs = if opts.dirs.is_empty() {
+        vec![arena.lock_dir()]
+    } else {
+        prepare_dirs(&opts.dirs, opts.shared.is_some())?
+    };
     let mut d = Driver {
         report: Report {
             mode: if opts.cli.is_some() { "cli" } else { "lib" },
             workers: opts.workers,
             seconds: opts.seconds,
-            arena: temp.path().to_path_buf(),
+            arena: arena.root().to_path_buf(),
+            shared: opts.shared.is_some(),
             ..Report::default()
         },
         opts,
         arena,
+        lock_dirs,
         exe,
         slots: Vec::new(),
         generation: 0,
@@ -477,18 +557,52 @@ pub fn run(opts: StormOptions) -> Result<Report, String> {
     Ok(d.report)
 }
 
+/// The same folder through several paths: made through the first (it must
+/// be new or empty), then waited for through the others, for as long as a
+/// network filesystem's lookup cache may take.
+fn prepare_dirs(dirs: &[PathBuf], shared: bool) -> Result<Vec<PathBuf>, String> {
+    let first = &dirs[0];
+    fs::create_dir_all(first).map_err(|e| format!("create {}: {e}", first.display()))?;
+    // Other hosts' storms may already be bidding in a shared one.
+    if let Some(name) = list(first)?.first().filter(|_| !shared) {
+        return Err(format!(
+            "lock folder {} is not empty ({name}); give a new folder",
+            first.display()
+        ));
+    }
+    let limit = Instant::now() + Duration::from_secs(30);
+    for other in &dirs[1..] {
+        while !other.is_dir() {
+            if Instant::now() > limit {
+                return Err(format!(
+                    "{} (made through {}) is not visible within 30 s",
+                    other.display(),
+                    first.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(dirs.to_vec())
+}
+
 fn storm(d: &mut Driver) -> Result<(), String> {
     let err = |what: &str, e: Errno| format!("{what}: {e}");
     let inot = inotify::init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)
         .map_err(|e| err("inotify", e))?;
-    let lock_wd = inotify::add_watch(
-        &inot,
-        d.arena.lock_dir(),
-        WatchFlags::CREATE | WatchFlags::MOVED_TO,
-    )
-    .map_err(|e| err("watch lock folder", e))?;
-    let root_wd = inotify::add_watch(&inot, d.arena.root(), WatchFlags::CREATE)
+    // One watch per path: a network filesystem reports only the changes made
+    // through that mount, and every worker runs here, on one of them.
+    let mut lock_wds = Vec::new();
+    for dir in &d.lock_dirs {
+        let wd = inotify::add_watch(&inot, dir, WatchFlags::CREATE | WatchFlags::MOVED_TO)
+            .map_err(|e| err(&format!("watch {}", dir.display()), e))?;
+        lock_wds.push((wd, dir.clone()));
+    }
+    let root_wd = inotify::add_watch(&inot, d.arena.probe(), WatchFlags::CREATE)
         .map_err(|e| err("watch arena", e))?;
+    let own_host = crate::arena::Me::current()
+        .ok()
+        .map(|me| me.host.as_str().to_owned());
     let mut buf = vec![MaybeUninit::<u8>::uninit(); 16 * 1024];
     let mut reader = inotify::Reader::new(&inot, &mut buf);
 
@@ -499,6 +613,7 @@ fn storm(d: &mut Driver) -> Result<(), String> {
     let mean = d.opts.kill_every.as_micros().max(1) as u64;
     let next_gap = || Duration::from_micros(fastrand::u64(0..=2 * mean));
     let start = Instant::now();
+    let start_ns = now_ns();
     let deadline = start + Duration::from_secs_f64(d.opts.seconds);
     let mut next_kill = start + next_gap();
     loop {
@@ -533,9 +648,11 @@ fn storm(d: &mut Driver) -> Result<(), String> {
             let Some(name) = ev.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
             };
-            if ev.wd() == lock_wd && name.ends_with(".json") && !name.starts_with('.') {
+            let bid_dir = lock_wds.iter().find(|(wd, _)| *wd == ev.wd()).map(|w| &w.1);
+            if let (Some(dir), true) = (bid_dir, name.ends_with(".json") && !name.starts_with('.'))
+            {
                 if fastrand::u32(0..100) < d.opts.bid_kill_percent {
-                    let pid = fs::read(d.arena.lock_dir().join(&name))
+                    let pid = fs::read(dir.join(&name))
                         .ok()
                         .and_then(|b| BidRecord::parse(&b))
                         .map(|r| r.pid);
@@ -545,8 +662,13 @@ fn storm(d: &mut Driver) -> Result<(), String> {
                 && name == "marker"
                 && fastrand::u32(0..100) < d.opts.cs_kill_percent
             {
+                // Only a marker of this host names one of our PIDs.
                 let pid = fs::read_to_string(d.arena.marker())
                     .ok()
+                    .filter(|t| {
+                        let host = t.split_ascii_whitespace().nth(3);
+                        host.is_none_or(|h| Some(h) == own_host.as_deref())
+                    })
                     .and_then(|t| pid_in(&t));
                 targets.extend(pid.map(|p| (p, false)));
             }
@@ -581,8 +703,10 @@ fn storm(d: &mut Driver) -> Result<(), String> {
         .map(|s| s.tag.clone())
         .collect();
     let mut first: HashMap<String, u64> = HashMap::new();
-    let patience = d.opts.wake_limit * 5;
-    while first.len() < survivors.len() && stopped.elapsed() < patience {
+    let patience = (d.opts.wake_limit * 5).max(d.opts.quiet);
+    while (first.len() < survivors.len() && stopped.elapsed() < patience)
+        || stopped.elapsed() < d.opts.quiet
+    {
         std::thread::sleep(Duration::from_millis(10));
         d.reap()?;
         for tag in &survivors {
@@ -612,6 +736,9 @@ fn storm(d: &mut Driver) -> Result<(), String> {
         }
     }
     d.report.max_wake_after_stop = Some(max_wake);
+    let quiet_end_ns = now_ns();
+    d.report.quiet_for = stopped.elapsed();
+    check_gaps(d, start_ns, stopped_ns, quiet_end_ns)?;
 
     // Stop the workers cleanly: each finishes its round and exits.
     d.stopping = true;
@@ -674,19 +801,86 @@ fn first_acquisition_after(arena: &Arena, tag: &str, after_ns: u64) -> Option<u6
 /// killed workers must have been removed by the protocol itself (no final
 /// `clean()` is run; if something is left, `clean()` is asked what it would
 /// call stale, for the report).
+///
+/// Through a network filesystem a listing may be stale for a while, so with
+/// `settle` each path is listed again until it is empty or `settle` has
+/// passed; what is still listed then is left over.
 fn check_leftovers(d: &mut Driver) -> Result<(), String> {
-    let lock_dir = d.arena.lock_dir();
-    let names = list(&lock_dir)?;
-    if !names.is_empty() {
-        let folder = lockfolder::LockFolder::builder(&lock_dir)
-            .create(false)
-            .open()
-            .map_err(|e| format!("open lock folder: {e}"))?;
-        for h in folder.holders().map_err(|e| format!("holders: {e}"))? {
-            d.report.leftovers.push(h.describe());
+    let began = Instant::now();
+    let mut dirty: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    loop {
+        dirty.clear();
+        for dir in &d.lock_dirs {
+            let names = list(dir)?;
+            if !names.is_empty() {
+                dirty.push((dir.clone(), names));
+            }
+        }
+        if dirty.is_empty() {
+            d.report.settled_after = Some(began.elapsed());
+            break;
+        }
+        if began.elapsed() >= d.opts.settle {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (dir, names) in &dirty {
+        let described = crate::folder::open(dir, None).and_then(|f| f.holders());
+        match described {
+            Ok(holders) if !holders.is_empty() => {
+                for h in holders {
+                    d.report
+                        .leftovers
+                        .push(format!("{}: {}", dir.display(), h.describe()));
+                }
+            }
+            // holders() skips what it does not call an entry; name it all.
+            Ok(_) => d
+                .report
+                .leftovers
+                .push(format!("{}: {}", dir.display(), names.join(" "))),
+            Err(e) => d.report.leftovers.push(format!(
+                "{}: {} (holders: {e})",
+                dir.display(),
+                names.join(" ")
+            )),
         }
     }
     d.report.marker_left = d.arena.marker().exists();
+    Ok(())
+}
+
+/// The longest stretch without an acquisition, over the whole storm and
+/// over the quiet phase (from the killer's stop to `end_ns`, both ends
+/// counted). A quiet gap longer than the wake limit is a wedge.
+fn check_gaps(d: &mut Driver, start_ns: u64, stop_ns: u64, end_ns: u64) -> Result<(), String> {
+    let mut at: Vec<u64> = d
+        .arena
+        .all_acquisitions()
+        .map_err(|e| format!("logs: {e}"))?
+        .iter()
+        .map(|a| a.at_ns)
+        .collect();
+    at.sort_unstable();
+    let longest = |from: u64, to: u64| {
+        let mut prev = from;
+        let mut max = 0;
+        for &t in at.iter().filter(|&&t| t >= from && t <= to) {
+            max = max.max(t - prev);
+            prev = t;
+        }
+        Duration::from_nanos(max.max(to.saturating_sub(prev)))
+    };
+    d.report.max_gap = Some(longest(start_ns, end_ns));
+    let quiet = longest(stop_ns, end_ns);
+    d.report.max_quiet_gap = Some(quiet);
+    if quiet > d.opts.wake_limit {
+        d.report.wedged.push(format!(
+            "no acquisition for {quiet:?} while the killer was quiet (limit {:?})",
+            d.opts.wake_limit
+        ));
+    }
     Ok(())
 }
 
@@ -701,7 +895,10 @@ fn list(dir: &Path) -> Result<Vec<String>, String> {
 
 /// The second detector: every counter value is logged at most once.
 fn check_counter(d: &mut Driver) -> Result<(), String> {
-    let acq = d.arena.acquisitions().map_err(|e| format!("logs: {e}"))?;
+    let acq = d
+        .arena
+        .all_acquisitions()
+        .map_err(|e| format!("logs: {e}"))?;
     let counter = d
         .arena
         .counter_value()
@@ -713,6 +910,13 @@ fn check_counter(d: &mut Driver) -> Result<(), String> {
     let r = &mut d.report;
     r.counter = counter;
     r.acquisitions = acq.len() as u64;
+    let n = d.lock_dirs.len();
+    r.acquisitions_per_dir = vec![0; n];
+    for a in &acq {
+        if let Some(i) = slot_of(&a.tag) {
+            r.acquisitions_per_dir[i % n] += 1;
+        }
+    }
     r.stale_markers_cleared = acq.iter().filter(|a| a.cleared).count() as u64;
     r.lost_updates = seen.values().map(|&n| u64::from(n.saturating_sub(1))).sum();
     r.impossible_values = seen.keys().filter(|&&v| v == 0 || v > counter).count() as u64;

@@ -4,7 +4,8 @@
 //! running `lockfolder run` in CLI mode.
 
 use crate::arena::{jitter, Arena, Me};
-use lockfolder::{Error, LockFolder};
+use crate::folder;
+use lockfolder::Error;
 use rustix::process::{self, Pid, WaitOptions};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -14,12 +15,14 @@ use std::process::{Command, Stdio};
 /// Library worker: loops until the stop file appears. Returns a message on
 /// any error, which the storm counts as a failure. With `no_lock` (a mutant
 /// used to show that the detectors work) it skips the lock altogether.
-pub fn run_worker(arena: &Arena, tag: &str, jitter_us: u64, no_lock: bool) -> Result<u64, String> {
-    let folder = LockFolder::builder(arena.lock_dir())
-        .label(tag)
-        .create(false)
-        .open()
-        .map_err(|e| format!("open: {e}"))?;
+pub fn run_worker(
+    arena: &Arena,
+    lock_dir: &Path,
+    tag: &str,
+    jitter_us: u64,
+    no_lock: bool,
+) -> Result<u64, String> {
+    let folder = folder::open(lock_dir, Some(tag)).map_err(|e| format!("open: {e}"))?;
     // If the storm itself dies (Ctrl-C, a test's deadline), its workers must
     // not loop on forever.
     let parent = process::getppid();
@@ -77,7 +80,13 @@ pub fn run_cs(arena: &Arena, tag: &str, jitter_us: u64) -> Result<(), String> {
 /// launcher was killed becomes its child and is reaped here. Each launcher
 /// exit status is appended to `<root>/cli-exits/<tag>` for the storm's
 /// report.
-pub fn run_cli_worker(arena: &Arena, cli: &Path, tag: &str, jitter_us: u64) -> Result<(), String> {
+pub fn run_cli_worker(
+    arena: &Arena,
+    lock_dir: &Path,
+    cli: &Path,
+    tag: &str,
+    jitter_us: u64,
+) -> Result<(), String> {
     let me = process::getpid();
     process::set_child_subreaper(Some(me)).map_err(|e| format!("subreaper: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -98,7 +107,7 @@ pub fn run_cli_worker(arena: &Arena, cli: &Path, tag: &str, jitter_us: u64) -> R
     while !arena.stop_requested() && process::getppid() == parent {
         let child = Command::new(cli)
             .arg("run")
-            .arg(arena.lock_dir())
+            .arg(lock_dir)
             .arg("--")
             .arg(&exe)
             .args(["cs", "--arena"])

@@ -2,7 +2,7 @@
 //! remove what is provably stale. Neither creates a missing folder.
 
 use crate::exit::{self, Context};
-use lockfolder::{Holder, LockFolder, State};
+use lockfolder::{Holder, LockFolder, Role, State, Status};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,7 +41,7 @@ fn stale_reason(h: &Holder) -> Option<String> {
     }
 }
 
-fn entry_json(h: &Holder) -> Value {
+pub fn entry_json(h: &Holder) -> Value {
     json!({
         "name": h.name.to_string_lossy(),
         "state": h.state.as_str(),
@@ -62,7 +62,67 @@ fn entry_json(h: &Holder) -> Value {
             lockfolder::Mode::Shared => "shared",
         }),
         "slots": h.slots,
+        "role": h.role.as_str(),
+        "stopped": h.stopped,
+        "os": h.os,
+        "group": h.group,
+        "lease_seconds": h.lease.map(|l| l.as_secs_f64()),
+        "renewed": unix_seconds(h.renewed),
+        "allowed_fs": h.allowed_fs,
     })
+}
+
+fn filesystem_json(folder: &LockFolder) -> Value {
+    let fs = folder.filesystem();
+    let p = folder.filesystem_policy();
+    json!({
+        "name": fs.name,
+        "kind": fs.kind.as_str(),
+        "source": fs.source,
+        "accepted": p.accepted,
+        "opted_in": p.opted_in,
+        "reason": p.reason,
+    })
+}
+
+/// The first line of `status`: held or free, and whether a newcomer waits.
+fn verdict(st: &Status) -> String {
+    let holders: Vec<&Holder> = st
+        .entries
+        .iter()
+        .filter(|h| h.role == Role::Holder)
+        .collect();
+    let waiters = st.entries.iter().filter(|h| h.role == Role::Waiter).count();
+    let others = st
+        .entries
+        .iter()
+        .filter(|h| h.blocks() && h.role == Role::None)
+        .count();
+    let mut s = match holders.first() {
+        Some(h) if holders.len() == 1 => format!("held by {}", h.describe()),
+        Some(_) => format!("held by {} holders", holders.len()),
+        None if others > 0 => "blocked".to_owned(),
+        None => "free".to_owned(),
+    };
+    if others > 0 {
+        s.push_str(&format!(
+            ", {others} entr{} that block{} it",
+            if others == 1 { "y" } else { "ies" },
+            if others == 1 { "s" } else { "" }
+        ));
+    }
+    if waiters > 0 {
+        s.push_str(&format!(
+            ", {waiters} waiter{} queued",
+            if waiters == 1 { "" } else { "s" }
+        ));
+    }
+    s.push_str(if st.would_wait {
+        "; a new acquisition would wait"
+    } else {
+        "; a new acquisition would get it now"
+    });
+    s
 }
 
 /// "3.2s", "4m05s", "2h03m", "3d04h".
@@ -109,12 +169,18 @@ fn details(h: &Holder) -> String {
     s
 }
 
-/// One line of `status`: state, kind, name, details.
+/// One line of `status`: state, kind, role, name, details.
 fn entry_line(h: &Holder) -> String {
+    let role = match (h.role, h.stopped) {
+        (Role::None, _) => "-".to_owned(),
+        (r, true) => format!("{}(stopped)", r.as_str()),
+        (r, false) => r.as_str().to_owned(),
+    };
     format!(
-        "  {:<9} {:<10} {}  {}",
+        "  {:<9} {:<12} {:<15} {}  {}",
         h.state.as_str(),
         h.kind.as_str(),
+        role,
         h.name.to_string_lossy(),
         details(h)
     )
@@ -122,56 +188,93 @@ fn entry_line(h: &Holder) -> String {
     .to_owned()
 }
 
-/// `lockfolder status DIR [--json] [-q]`.
+/// `lockfolder status DIR [--json] [-q]`. Exit 0 when a new blocking
+/// acquisition would get the lock at once, 1 when it would wait (the lock
+/// is held, or live waiters are queued ahead of it).
 pub fn status(dir: &Path, as_json: bool, quiet: bool) -> i32 {
     let folder = match open(dir) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let mut holders = match folder.holders() {
-        Ok(h) => h,
+    let st = match folder.status() {
+        Ok(st) => st,
         Err(e) => return exit::fail(&e, Context::Inspect),
     };
-    // Bid names start with when their contender began waiting: name order is
-    // queue order, and the output is stable.
-    holders.sort_by(|a, b| a.name.cmp(&b.name));
-    let blocking = holders.iter().filter(|h| h.blocks()).count();
-    let locked = blocking > 0;
+    let code = if st.would_wait { exit::HELD } else { exit::OK };
+    let mut out = exit::Output::new();
     if as_json {
         let doc = json!({
             "format": JSON_FORMAT,
             "folder": dir.to_string_lossy(),
-            "locked": locked,
-            "entries": holders.iter().map(entry_json).collect::<Vec<_>>(),
+            "locked": st.held(),
+            "would_wait": st.would_wait,
+            "blockers": st.blockers.iter().map(|h| h.name.to_string_lossy()).collect::<Vec<_>>(),
+            "filesystem": filesystem_json(&folder),
+            "entries": st.entries.iter().map(entry_json).collect::<Vec<_>>(),
         });
-        println!("{doc:#}");
+        out.line(format_args!("{doc:#}"));
     } else if !quiet {
-        let verdict = if locked {
-            format!(
-                "locked ({blocking} blocking entr{})",
-                if blocking == 1 { "y" } else { "ies" }
-            )
-        } else {
-            "free".to_owned()
-        };
-        println!("{}: {verdict}", dir.display());
-        for h in &holders {
-            println!("{}", entry_line(h));
+        out.line(format_args!("{}: {}", dir.display(), verdict(&st)));
+        let p = folder.filesystem_policy();
+        out.line(format_args!(
+            "  filesystem {}: {}{} ({})",
+            folder.filesystem(),
+            if p.accepted { "accepted" } else { "REFUSED" },
+            if p.opted_in { " by opt-in" } else { "" },
+            p.reason
+        ));
+        for h in &st.entries {
+            out.line(entry_line(h));
+        }
+        for (i, h) in st.blockers.iter().enumerate() {
+            let what = if h.role == Role::Waiter {
+                "queued ahead"
+            } else {
+                "keeps it out"
+            };
+            out.line(format_args!(
+                "  {} {}: {} ({what})",
+                if i == 0 { "waits for" } else { "     then" },
+                h.name.to_string_lossy(),
+                h.describe()
+            ));
         }
     }
-    if locked {
-        exit::HELD
-    } else {
-        exit::OK
-    }
+    out.finish(code)
 }
 
-/// `lockfolder clean DIR [--dry-run]`.
-pub fn clean(dir: &Path, dry_run: bool) -> i32 {
+/// `lockfolder clean DIR --force ENTRY...`: removes what an operator
+/// names, for what no proof can settle; refuses what is not a bid and the
+/// bid of a process this machine sees alive.
+fn clean_forced(folder: &LockFolder, names: &[std::ffi::OsString]) -> i32 {
+    let mut out = exit::Output::new();
+    for name in names {
+        match folder.remove_forced(name) {
+            Ok(h) => out.line(format_args!(
+                "removed by force {} ({} {}: {})",
+                h.name.to_string_lossy(),
+                h.state.as_str(),
+                h.kind.as_str(),
+                details(&h)
+            )),
+            Err(e) => {
+                let code = exit::fail(&e, Context::Inspect);
+                return out.finish(code);
+            }
+        }
+    }
+    out.finish(exit::OK)
+}
+
+/// `lockfolder clean DIR [--dry-run] [--force ENTRY...]`.
+pub fn clean(dir: &Path, dry_run: bool, force: &[std::ffi::OsString]) -> i32 {
     let folder = match open(dir) {
         Ok(f) => f,
         Err(code) => return code,
     };
+    if !force.is_empty() {
+        return clean_forced(&folder, force);
+    }
     let (verb, result) = if dry_run {
         (
             "would remove",
@@ -186,19 +289,20 @@ pub fn clean(dir: &Path, dry_run: bool) -> i32 {
     };
     match result {
         Ok(removed) => {
+            let mut out = exit::Output::new();
             for h in &removed {
-                println!(
+                out.line(format_args!(
                     "{verb} {} ({} {}: {})",
                     h.name.to_string_lossy(),
                     h.state.as_str(),
                     h.kind.as_str(),
                     details(h)
-                );
+                ));
             }
             if removed.is_empty() {
-                println!("nothing to remove");
+                out.line("nothing to remove");
             }
-            exit::OK
+            out.finish(exit::OK)
         }
         Err(e) => exit::fail(&e, Context::Inspect),
     }

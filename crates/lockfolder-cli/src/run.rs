@@ -19,23 +19,46 @@
 //! * Normal end: the launcher waits for the command to exit, then releases.
 //!   By then the bid names a dead process, so a contender may already have
 //!   removed it: `LockLost` on release is expected and not reported.
+//! * Waiting for the command fails: the launcher cannot tell whether it
+//!   still runs, so it leaves the bid (`LockGuard::leak`): live while the
+//!   command is, stale after. Leaking is the safe side; releasing is not.
+//!
+//! # Background children (`--hold-while group`, the default)
+//!
+//! `flock(1)`'s lock stays with every process that inherited its
+//! descriptor, so a command's background children keep it after the command
+//! exits. Here the command runs in a process group of its own (made when
+//! the gate opens, in `sys`), the bid also names that group
+//! (`owner_group`), and on exit the launcher releases only if the group is
+//! empty; otherwise the bid stays, live until the last member exits. While
+//! the command runs, its group gets the terminal (see `sys::Gated::go`), and
+//! signals sent to the launcher go to the whole group.
+//! `--hold-while command` keeps the command in the launcher's group and
+//! holds the lock for the command's own process only, as before.
 
 use crate::exit::{self, Context};
+use crate::fault;
 use crate::inspect::human_duration;
-use crate::unix::{self, Ended, Gated, GoError, PrepareError, Prepared, Woke};
+use crate::sys::{self, Ended, GoError, PrepareError, Prepared, Signals};
 use lockfolder::{CancelToken, Error, LockFolder, LockGuard, MAX_LABEL_BYTES};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use signal_hook::iterator::backend::SignalDelivery;
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::low_level::siginfo::Cause;
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// How long the lock is held once the command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HoldWhile {
+    /// Until the command and every process of its process group are gone
+    /// (background children included), like flock(1).
+    Group,
+    /// Until the command's own process exits; background children it left
+    /// run on without the lock.
+    Command,
+}
+
 /// What `lockfolder run` was asked to do.
+#[derive(Debug)]
 pub struct Options {
     pub dir: PathBuf,
     pub argv: Vec<OsString>,
@@ -47,6 +70,14 @@ pub struct Options {
     pub label: Option<String>,
     pub shared: bool,
     pub slots: u32,
+    pub hold_while: HoldWhile,
+    /// Hold the lock under a lease of this period (renewed by this
+    /// launcher); implies a fencing token.
+    pub lease: Option<Duration>,
+    /// Draw a fencing token and give it to the command as LOCKFOLDER_FENCE.
+    pub fencing: bool,
+    /// Filesystems accepted by explicit opt-in.
+    pub allow_fs: Vec<String>,
 }
 
 /// How often the wait comes up for air (status line, deadline). The core
@@ -56,81 +87,26 @@ const SLICE: Duration = Duration::from_millis(200);
 /// The status line appears only after this much waiting, so short waits do
 /// not flicker.
 const QUIET_PERIOD: Duration = Duration::from_millis(300);
-/// Signals passed to the command (and that cancel a wait).
-const FORWARDED: [libc::c_int; 3] = [SIGINT, SIGTERM, SIGHUP];
 
-fn signal_name(signo: i32) -> String {
-    signal_hook::low_level::signal_name(signo)
-        .map_or_else(|| format!("signal {signo}"), str::to_owned)
+/// When a wait that began at `start` and may last `timeout` must give up;
+/// `None` if it need not (no timeout, or one so long that the clock cannot
+/// represent its end: a deadline too far away is no deadline).
+pub fn deadline(start: Instant, timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| start.checked_add(t))
 }
 
-/// The signals of this run: signal-hook's handler writes each one, with
-/// its origin, to a socket that the main thread polls (no work is done in a
-/// handler, and no thread is needed unless the wait for the lock blocks).
-type Delivery = SignalDelivery<UnixStream, WithOrigin>;
-
-fn catch_signals() -> std::io::Result<(Delivery, Vec<libc::c_int>)> {
-    // Signals already ignored (nohup, background jobs of scripts) stay
-    // ignored, for us and for the command.
-    let caught: Vec<libc::c_int> = FORWARDED
-        .into_iter()
-        .filter(|&s| !unix::is_ignored(s))
-        .collect();
-    let (read, write) = UnixStream::pair()?;
-    read.set_nonblocking(true)?;
-    write.set_nonblocking(true)?;
-    let delivery = SignalDelivery::with_pipe(read, write, WithOrigin::default(), &caught)?;
-    Ok((delivery, caught))
-}
-
-/// While the wait for the lock blocks, a thread turns the first signal into
-/// a cancellation of the wait (the core's `CancelToken`). It only looks; the
-/// main thread reads which signal it was.
-struct Canceller {
-    stop: Option<OwnedFd>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Canceller {
-    fn idle() -> Canceller {
-        Canceller {
-            stop: None,
-            thread: None,
-        }
-    }
-
-    fn start(&mut self, signals: RawFd, cancel: CancelToken) -> std::io::Result<()> {
-        let (stop_r, stop_w) = unix::pipe()?;
-        let thread = std::thread::Builder::new()
-            .name("lockfolder-signals".into())
-            .spawn(move || {
-                if let Ok(0) = unix::wait_readable(&[signals, stop_r.as_raw_fd()]) {
-                    cancel.cancel();
-                }
-            })?;
-        self.stop = Some(stop_w);
-        self.thread = Some(thread);
-        Ok(())
-    }
-
-    fn stop(&mut self) {
-        // Closing the write end wakes the thread (hang-up on the read end).
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Canceller {
-    fn drop(&mut self) {
-        self.stop();
+/// The end of the next slice of waiting: `SLICE` from `now`, or the
+/// deadline if that comes first.
+fn slice_end(now: Instant, deadline: Option<Instant>) -> Option<Instant> {
+    match (now.checked_add(SLICE), deadline) {
+        (Some(s), Some(d)) => Some(s.min(d)),
+        (s, d) => s.or(d),
     }
 }
 
 /// The command line as one string, for the bid and for messages; arguments
 /// with spaces or shell characters are single-quoted.
-fn command_line(argv: &[OsString]) -> String {
+pub fn command_line(argv: &[OsString]) -> String {
     let mut s = String::new();
     for (i, a) in argv.iter().enumerate() {
         if i > 0 {
@@ -161,7 +137,8 @@ fn command_line(argv: &[OsString]) -> String {
 
 /// `lockfolder run`.
 pub fn run(o: Options) -> i32 {
-    let prepared = match Prepared::new(&o.argv) {
+    let fencing = o.fencing || o.lease.is_some();
+    let mut prepared = match Prepared::new(&o.argv, fencing) {
         Ok(p) => p,
         Err(PrepareError::NotFound(p)) => {
             return exit::fail_at(
@@ -185,7 +162,7 @@ pub fn run(o: Options) -> i32 {
             )
         }
     };
-    let (mut signals, caught) = match catch_signals() {
+    let mut signals = match Signals::catch() {
         Ok(s) => s,
         Err(e) => {
             return exit::fail_at(
@@ -195,17 +172,13 @@ pub fn run(o: Options) -> i32 {
             )
         }
     };
-    run_gated(&o, &prepared, &mut signals, &caught)
+    run_gated(&o, &mut prepared, &mut signals)
 }
 
-fn run_gated(
-    o: &Options,
-    prepared: &Prepared,
-    signals: &mut Delivery,
-    caught: &[libc::c_int],
-) -> i32 {
+fn run_gated(o: &Options, prepared: &mut Prepared, signals: &mut Signals) -> i32 {
     let cmdline = command_line(&o.argv);
-    let mut child = match unix::spawn_gated(prepared, caught) {
+    let own_group = o.hold_while == HoldWhile::Group;
+    let mut child = match sys::spawn_gated(prepared, signals, own_group, o.lease.is_some()) {
         Ok(c) => c,
         Err(e) => {
             return exit::fail_at(
@@ -215,15 +188,48 @@ fn run_gated(
             )
         }
     };
-    // From here on, every early return drops `child` without "go": it exits
-    // without running the command.
+    // From here on, every early return before "go" drops `child` without
+    // it: the child exits without running the command.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut builder = LockFolder::builder(&o.dir)
         .owner_pid(child.pid())
         .command(cmdline.clone())
         .shared(o.shared)
         .slots(o.slots);
+    if own_group {
+        // The group (numbered like the child's PID) only exists once the
+        // gate opens: while we wait, the bid lives and dies with the child.
+        builder = builder.owner_group(child.pid());
+    }
     if let Some(l) = &o.label {
         builder = builder.label(l.clone());
+    }
+    for fs in &o.allow_fs {
+        builder = builder.allow_filesystem(fs.clone());
+    }
+    if o.fencing {
+        builder = builder.fencing(true);
+    }
+    if let Some(lease) = o.lease {
+        // A lease that cannot be renewed in time: the lock may soon be
+        // someone else's, so the command must stop.
+        let (pid, dir, quiet) = (child.pid(), o.dir.clone(), o.quiet);
+        let running = running.clone();
+        builder = builder.lease(lease).on_lost(move |bid| {
+            if !quiet {
+                exit::report(format_args!(
+                    "{}: the lease on {} could not be renewed in time; the lock may \
+                     be someone else's now: sending SIGTERM to the command",
+                    dir.display(),
+                    bid.display()
+                ));
+            }
+            // Only while the command is not yet reaped: its PID (and group
+            // number) cannot have been recycled.
+            if running.load(std::sync::atomic::Ordering::SeqCst) {
+                sys::terminate(pid, own_group);
+            }
+        });
     }
     let folder = match builder.open() {
         Ok(f) => f,
@@ -233,40 +239,90 @@ fn run_gated(
         Ok(g) => g,
         Err(code) => return code,
     };
-    if let Some(signo) = first_signal(signals) {
+    if let Some(signo) = signals.first() {
         // A signal came while the lock was being taken: do not start.
         release(guard);
         if !o.quiet {
             exit::report(format_args!(
                 "{}: {} before the command started; it was not run",
                 o.dir.display(),
-                signal_name(signo)
+                sys::signal_name(signo)
             ));
         }
         return exit::signalled(signo);
     }
-    let ended = match child.go() {
-        Ok(()) => forward_until_exit(&mut child, signals).map_err(|e| wait_failed(o, e)),
+    match child.go(guard.fencing_token()) {
+        Ok(()) => {}
         Err(GoError::Died(ended)) => {
+            release(guard);
             let code = match ended {
                 Ended::Exited(c) => c,
                 Ended::Signalled(s) => exit::signalled(s),
             };
-            Err(exit::fail_at(
+            return exit::fail_at(
                 &o.dir,
                 "the command's process died before it could start; it was not run",
                 code,
-            ))
+            );
         }
-        Err(GoError::Io(e)) => Err(exit::fail_at(
-            &o.dir,
-            format_args!("starting the command: {e}"),
-            exit::OSERR,
-        )),
+        Err(GoError::Io(e)) => {
+            // Whether the child got the byte is unknown: it may be running
+            // the command, so the bid stays (stale once it is gone).
+            guard.leak();
+            return exit::fail_at(
+                &o.dir,
+                format_args!("starting the command: {e}"),
+                exit::OSERR,
+            );
+        }
+    }
+    let supervised =
+        fault::check(fault::Point::WaitForCommand).and_then(|()| child.supervise(signals));
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let ended = match supervised {
+        Ok(e) => e,
+        Err(e) => {
+            // We cannot tell whether the command still runs. Releasing
+            // could let a second holder in beside it; leaving the bid is
+            // safe: it names the command (and its group), so it is live
+            // exactly as long as they are, then stale.
+            guard.leak();
+            drop(child);
+            return exit::fail_at(
+                &o.dir,
+                format_args!(
+                    "waiting for the command: {e}; the lock stays with the command until it exits"
+                ),
+                exit::OSERR,
+            );
+        }
     };
-    release(guard);
+    if own_group && o.lease.is_some() {
+        // Only this launcher renews the lease: it stays until the command's
+        // background processes are gone too, renewing, rather than leave
+        // them running under a lease that would lapse.
+        while sys::group_alive(child.pid()) && !guard.lost() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        release(guard);
+    } else if own_group && sys::group_alive(child.pid()) {
+        // Background processes of the command run on: the lock stays with
+        // them (the bid names their group), as flock(1)'s lock stays with
+        // the children that inherited its descriptor. It is stale once the
+        // last of them exits; the next contender removes it.
+        guard.leak();
+        if o.verbose {
+            exit::report(format_args!(
+                "{}: the command exited; the lock stays with its process group {} until the last member exits",
+                o.dir.display(),
+                child.pid()
+            ));
+        }
+    } else {
+        release(guard);
+    }
     match ended {
-        Ok(Ended::Exited(code)) => match child.exec_error() {
+        Ended::Exited(code) => match child.exec_error() {
             None => code,
             Some(e) => {
                 let code = if e.kind() == std::io::ErrorKind::NotFound {
@@ -277,44 +333,8 @@ fn run_gated(
                 exit::fail_at(&o.dir, format_args!("cannot run {cmdline}: {e}"), code)
             }
         },
-        Ok(Ended::Signalled(signo)) => exit::signalled(signo),
-        Err(code) => code,
+        Ended::Signalled(signo) => exit::signalled(signo),
     }
-}
-
-/// The first signal received so far, if any (all pending ones are consumed).
-fn first_signal(signals: &mut Delivery) -> Option<i32> {
-    signals.pending().map(|o| o.signal).next()
-}
-
-/// While the command runs: pass on every signal that another process sent
-/// to us, until the command exits; then reap it.
-///
-/// A signal the kernel sent (Ctrl-C, terminal hang-up) went to the whole
-/// foreground process group, the command included: passing it on would
-/// deliver it twice. Signals from processes (`kill PID`, systemd,
-/// timeout(1)) reached only us.
-fn forward_until_exit(child: &mut Gated, signals: &mut Delivery) -> std::io::Result<Ended> {
-    let watch = child.exit_watch();
-    let fd = signals.get_read().as_raw_fd();
-    while child.wait_exit_or(&watch, fd)? == Woke::Readable {
-        for origin in signals.pending() {
-            if origin.cause != Cause::Kernel {
-                // The child is not reaped before this loop ends, so its PID
-                // cannot have been recycled.
-                let _ = unix::kill(child.pid(), origin.signal);
-            }
-        }
-    }
-    child.wait()
-}
-
-fn wait_failed(o: &Options, e: std::io::Error) -> i32 {
-    exit::fail_at(
-        &o.dir,
-        format_args!("waiting for the command: {e}"),
-        exit::OSERR,
-    )
 }
 
 /// Releases after the command has exited. The bid named the command's
@@ -341,7 +361,7 @@ impl StatusLine {
         if !self.on {
             return;
         }
-        let width = unix::stderr_columns().unwrap_or(80).saturating_sub(1);
+        let width = sys::stderr_columns().unwrap_or(80).saturating_sub(1);
         let text: String = text.chars().take(width).collect();
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[K{text}");
@@ -360,7 +380,7 @@ impl StatusLine {
 }
 
 /// Takes the lock, or returns the exit status to give up with.
-fn acquire(folder: &LockFolder, o: &Options, signals: &mut Delivery) -> Result<LockGuard, i32> {
+fn acquire(folder: &LockFolder, o: &Options, signals: &mut Signals) -> Result<LockGuard, i32> {
     let start = Instant::now();
     let dir = o.dir.display();
     if o.timeout == Some(Duration::ZERO) {
@@ -380,7 +400,7 @@ fn acquire(folder: &LockFolder, o: &Options, signals: &mut Delivery) -> Result<L
             Err(e) => Err(exit::fail(&e, Context::Run)),
         };
     }
-    let deadline = o.timeout.map(|t| start + t);
+    let deadline = deadline(start, o.timeout);
     let mut waiter = folder.waiter();
     // One attempt first: the lock is usually free, and then no thread is
     // started.
@@ -390,22 +410,22 @@ fn acquire(folder: &LockFolder, o: &Options, signals: &mut Delivery) -> Result<L
         Err(e) => return Err(exit::fail(&e, Context::Run)),
     }
     let cancel = CancelToken::new();
-    let mut canceller = Canceller::idle();
-    if let Err(e) = canceller.start(signals.get_read().as_raw_fd(), cancel.clone()) {
-        return Err(exit::fail_at(
-            &o.dir,
-            format_args!("cannot watch for signals: {e}"),
-            exit::OSERR,
-        ));
-    }
+    let canceller = match signals.cancel_on_signal(cancel.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(exit::fail_at(
+                &o.dir,
+                format_args!("cannot watch for signals: {e}"),
+                exit::OSERR,
+            ))
+        }
+    };
     let mut line = StatusLine {
         on: !o.quiet && std::io::stderr().is_terminal(),
         shown: false,
     };
     loop {
-        let slice_end = Instant::now() + SLICE;
-        let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-        match waiter.wait(Some(until), Some(&cancel)) {
+        match waiter.wait(slice_end(Instant::now(), deadline), Some(&cancel)) {
             Ok(Some(guard)) => {
                 line.clear();
                 if o.verbose {
@@ -442,12 +462,12 @@ fn acquire(folder: &LockFolder, o: &Options, signals: &mut Delivery) -> Result<L
             }
             Err(Error::Cancelled { .. }) => {
                 line.clear();
-                canceller.stop();
-                let signo = first_signal(signals).unwrap_or(SIGINT);
+                drop(canceller);
+                let signo = signals.first().unwrap_or(sys::SIGINT);
                 if !o.quiet {
                     exit::report(format_args!(
                         "{dir}: {} while waiting for the lock; gave up, no bid left",
-                        signal_name(signo)
+                        sys::signal_name(signo)
                     ));
                 }
                 return Err(exit::signalled(signo));

@@ -1,21 +1,26 @@
 //! The explorer: breadth-first search over every reachable state with state
-//! hashing, then the two liveness questions on the graph it found.
+//! hashing, then the liveness questions on the graph it found.
 //!
-//! * **Safety**: no reachable state has two contenders in the critical
-//!   section. Checked on every state as it is found; BFS makes the first
-//!   counterexample a shortest one.
-//! * **No wedge**: from every reachable state and for every live contender,
-//!   the state where all the *other* contenders crash (leaving their entries)
-//!   has a path, taken by that contender alone, to it holding the lock.
+//! * **Safety**: no reachable state has an exclusive holder with another
+//!   holder, nor more holders than slots. Checked on every state as it is
+//!   found; BFS makes the first counterexample a shortest one.
+//! * **Not held back**: from every reachable state, for every contender that
+//!   runs, and every way the other running contenders can end (each crashes
+//!   or is stopped for ever, leaving its entries), the contender running
+//!   alone never reaches a state from which it cannot come to hold, unless
+//!   entries that are not queue markers legitimately keep it out (a live,
+//!   stopped or unjudgeable bid, an entry that is not a bid).
 //! * **Livelock**: is there a fair cycle in which nobody holds the lock, nobody
 //!   crashes, restarts or gives up, every contender that is contending keeps
 //!   taking steps, and none ever enters? Found with Tarjan's strongly
-//!   connected components on the no-holder part of the graph.
-
-use crate::model::{Action, Config, Pc, State, Step};
+//!   connected components on the no-holder part of the graph. **Starvation**:
+//!   the same, with one waiter of ours waiting throughout while others may
+//!   hold.
+use crate::model::{slot_name, Action, Config, Pc, Proc, State, Step, MAX_PROCS};
+use hashbrown::HashTable;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 /// A small multiplicative hasher (the states are short byte strings; SipHash
@@ -25,7 +30,11 @@ pub struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        for b in chunks.remainder() {
             self.add(u64::from(*b));
         }
     }
@@ -77,15 +86,6 @@ impl fmt::Display for Trace {
     }
 }
 
-/// A wedge: a state from which one contender, left alone, can never enter.
-#[derive(Clone, Debug)]
-pub struct Wedge {
-    /// How the state is reached.
-    pub trace: Trace,
-    /// The contender that is stuck.
-    pub proc: usize,
-}
-
 /// A fair cycle without progress.
 #[derive(Clone, Debug)]
 pub struct Livelock {
@@ -100,9 +100,23 @@ pub struct Livelock {
 /// The result of checking one configuration.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// First state that breaks safety (two holders of an exclusive lock, a
+    /// writer with a reader, more than N holders), if any.
+    pub two_holders: Option<Trace>,
     /// Reachable states (all of them, unless a safety violation stopped the
     /// search early).
     pub states: usize,
+    /// A contender held back for ever, if checked and any.
+    pub held_back: Option<HeldBack>,
+    /// Projected states whose solo search was run for the held-back check.
+    pub held_back_checked: usize,
+    /// A livelock, if checked and any.
+    pub livelock: Option<Livelock>,
+    /// Whether the livelock and starvation questions were asked.
+    pub livelock_checked: bool,
+    /// A fair cycle in which a contender of ours waits forever while others
+    /// may enter (starvation), if checked and any.
+    pub starvation: Option<Livelock>,
     /// Transitions explored.
     pub transitions: u64,
     /// Length of the longest shortest path.
@@ -110,31 +124,24 @@ pub struct Report {
     /// The most contenders holding at once in any state found (shows that
     /// the limits are reached, so that their checks are not vacuous).
     pub max_holders: usize,
-    /// First state that breaks safety (two holders of an exclusive lock, a
-    /// writer with a reader, more than N holders), if any.
-    pub two_holders: Option<Trace>,
-    /// First wedge found, if checked and any.
-    pub wedge: Option<Wedge>,
-    /// Projected states whose solo search was run for the wedge check.
-    pub wedge_checked: usize,
-    /// A livelock, if checked and any.
-    pub livelock: Option<Livelock>,
-    /// A fair cycle in which a contender of ours waits forever while others
-    /// may enter (starvation), if checked and any.
-    pub starvation: Option<Livelock>,
-    /// Whether the livelock and starvation questions were asked.
-    pub livelock_checked: bool,
     /// Wall-clock time of the whole check.
     pub elapsed: Duration,
-    /// Of which: the search, the wedge check, the livelock check.
+    /// Of which: the search, the held-back check, the livelock check.
     pub phases: [Duration; 3],
 }
 
 /// Which properties to check.
 #[derive(Clone, Copy, Debug)]
 pub struct Checks {
-    /// Check the no-wedge property (after a complete safe search).
-    pub wedge: bool,
+    /// Check the held-back property (after a complete safe search).
+    pub held_back: bool,
+    /// In the held-back check, accept legitimate blockers (the property as
+    /// defined). Without: any state from which a contender alone can never
+    /// hold is reported (a plain wedge check, to show the detector fires).
+    pub legitimate_blockers: bool,
+    /// In the held-back check, the other contenders may also be stopped
+    /// for ever (not only crash).
+    pub stopped_fates: bool,
     /// Look for livelocks (after a complete safe search).
     pub livelock: bool,
     /// Stop at the first safety violation.
@@ -145,7 +152,9 @@ impl Checks {
     /// Everything.
     pub fn all() -> Checks {
         Checks {
-            wedge: true,
+            held_back: true,
+            legitimate_blockers: true,
+            stopped_fates: true,
             livelock: true,
             stop_on_violation: true,
         }
@@ -153,7 +162,9 @@ impl Checks {
     /// Safety only, stopping at the first counterexample (for mutants).
     pub fn safety() -> Checks {
         Checks {
-            wedge: false,
+            held_back: false,
+            legitimate_blockers: true,
+            stopped_fates: true,
             livelock: false,
             stop_on_violation: true,
         }
@@ -166,10 +177,28 @@ pub struct Graph {
     pub states: Vec<State>,
     /// For every state but the first: its BFS parent and the step from it.
     pub parent: Vec<(u32, Action)>,
-    index: Map<State, u32>,
+    /// Indices into `states`, by the state's hash: each state is stored
+    /// once.
+    index: HashTable<u32>,
+}
+
+fn hash_of(s: &State) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one(s)
 }
 
 impl Graph {
+    /// The index of state `s`, if it has been found.
+    pub fn find(&self, s: &State) -> Option<u32> {
+        self.index
+            .find(hash_of(s), |&i| self.states[i as usize] == *s)
+            .copied()
+    }
+
+    /// The index of a state known to be in the graph.
+    fn at(&self, s: &State) -> u32 {
+        self.find(s).expect("a successor of a state found is found")
+    }
+
     /// The path from the initial state to state `i`.
     pub fn trace_to(&self, mut i: u32) -> Trace {
         let mut steps = Vec::new();
@@ -196,8 +225,8 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
         depth,
         max_holders: graph.states.iter().map(State::holders).max().unwrap_or(0),
         two_holders: bad.map(|i| concrete(cfg, graph.trace_to(i))),
-        wedge: None,
-        wedge_checked: 0,
+        held_back: None,
+        held_back_checked: 0,
         livelock: None,
         starvation: None,
         livelock_checked: false,
@@ -205,17 +234,21 @@ pub fn check(cfg: &Config, checks: Checks) -> Report {
         phases: [start.elapsed(), Duration::ZERO, Duration::ZERO],
     };
     if report.two_holders.is_none() {
-        if checks.wedge {
+        if checks.held_back {
             let t = Instant::now();
-            let (w, n) = find_wedge(cfg, &graph);
-            report.wedge = w;
-            report.wedge_checked = n;
+            let (w, n) = find_held_back(cfg, &graph, &checks);
+            report.held_back = w;
+            report.held_back_checked = n;
             report.phases[1] = t.elapsed();
         }
         // On the reduced graph a cycle may end in a renaming of where it
-        // began, which the fairness test cannot follow: liveness beyond
-        // no-wedge is checked on un-reduced graphs only.
-        if checks.livelock && !cfg.symmetry {
+        // began, which the fairness test cannot follow: livelock and
+        // starvation are checked on un-reduced graphs only. Where an entry
+        // may keep everyone out for ever legitimately (a stopped owner, an
+        // unjudgeable leftover), "nobody holds" is no livelock of the rules;
+        // there the held-back property is the liveness question. Cached
+        // listings returned for ever are not a schedule of a real cache.
+        if checks.livelock && !cfg.symmetry && cfg.livelock_applies() {
             let t = Instant::now();
             report.livelock = find_livelock(cfg, &graph, None);
             // Our slots run the same code from the same initial state, so
@@ -243,11 +276,12 @@ fn explore(cfg: &Config, stop: bool) -> (Graph, u64, usize, Option<u32>) {
             Action {
                 proc: 0,
                 step: Step::Start,
+                note: 0,
             },
         )],
-        index: Map::default(),
+        index: HashTable::new(),
     };
-    g.index.insert(init, 0);
+    g.index.insert_unique(hash_of(&init), 0, |_| 0);
     let mut dist: Vec<u32> = vec![0];
     let mut transitions = 0u64;
     let mut bad = None;
@@ -258,10 +292,18 @@ fn explore(cfg: &Config, stop: bool) -> (Graph, u64, usize, Option<u32>) {
         s.successors(cfg, None, &mut succ);
         transitions += succ.len() as u64;
         for (a, t) in succ.drain(..) {
-            if g.index.contains_key(&t) {
+            let h = hash_of(&t);
+            let states = &g.states;
+            let entry = g.index.entry(
+                h,
+                |&k| states[k as usize] == t,
+                |&k| hash_of(&states[k as usize]),
+            );
+            let hashbrown::hash_table::Entry::Vacant(entry) = entry else {
                 continue;
-            }
+            };
             let j = g.states.len() as u32;
+            entry.insert(j);
             assert!(
                 g.states.len() < cfg.max_states,
                 "state cap exceeded: more than {} states; this configuration does not fit \
@@ -269,7 +311,6 @@ fn explore(cfg: &Config, stop: bool) -> (Graph, u64, usize, Option<u32>) {
                 cfg.max_states
             );
             let two = t.violates(cfg);
-            g.index.insert(t.clone(), j);
             g.states.push(t);
             g.parent.push((i as u32, a));
             dist.push(dist[i] + 1);
@@ -317,89 +358,228 @@ fn concrete(cfg: &Config, trace: Trace) -> Trace {
     }
 }
 
-/// The state where everyone but `p` has crashed (their entries stay) and no
-/// more crashes or restarts happen.
-fn alone(s: &State, p: usize) -> State {
+/// How a contender other than the one held back ends, in the held-back
+/// check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It dies (kill -9): its entries stay, judged stale, or unjudgeable
+    /// across a namespace boundary.
+    Crashed,
+    /// It is stopped for ever (SIGSTOP): alive, judged live and stopped.
+    Stopped,
+}
+
+/// A contender held back for ever by entries that are not legitimate
+/// blockers (see [`State::legitimately_blocked`]).
+#[derive(Clone, Debug)]
+pub struct HeldBack {
+    /// How the state is reached.
+    pub trace: Trace,
+    /// The contender held back.
+    pub proc: usize,
+    /// How each other contender that was still running ends there.
+    pub fates: Vec<(usize, Fate)>,
+    /// The state they leave (the contender's solo run starts here).
+    pub root: State,
+    /// Its own steps from there to a state from which it can never hold.
+    pub solo: Vec<(Action, State)>,
+}
+
+impl HeldBack {
+    /// The state from which the contender can never hold.
+    pub fn stuck(&self) -> &State {
+        self.solo.last().map_or(&self.root, |(_, s)| s)
+    }
+}
+
+impl fmt::Display for HeldBack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.trace)?;
+        for (q, fate) in &self.fates {
+            writeln!(f, "      then {} is {fate:?}", slot_name(*q))?;
+        }
+        writeln!(f, "      -> {}", self.root)?;
+        writeln!(f, "      {} alone:", slot_name(self.proc))?;
+        for (i, (a, s)) in self.solo.iter().enumerate() {
+            writeln!(f, "{:4}. {a}\n      -> {s}", i + 1)?;
+        }
+        writeln!(
+            f,
+            "      from here {} can never hold, and nothing but queue markers keeps it out",
+            slot_name(self.proc)
+        )
+    }
+}
+
+/// The state where the other contenders that still run end as `fates` says
+/// (per slot), and nothing crashes, stops, restarts or reboots any more.
+/// What `p` running alone can see of a contender that no longer runs is its
+/// entries and whether it is alive (stopped) or dead, so every such record
+/// is reduced to that: one solo world per distinct view.
+fn project(cfg: &Config, s: &State, p: usize, fates: &[Option<Fate>; MAX_PROCS]) -> State {
     let mut t = s.clone();
-    for (q, pr) in t.procs.iter_mut().enumerate().take(s.n as usize) {
-        if q != p && pr.alive {
-            *pr = crate::model::Proc {
-                inc: pr.inc,
-                ..Default::default()
-            };
+    for (q, fate) in fates.iter().enumerate() {
+        match fate {
+            Some(Fate::Crashed) => t.procs[q].alive = false,
+            Some(Fate::Stopped) => t.procs[q].stopped = true,
+            None => {}
         }
     }
+    for q in 0..t.n as usize {
+        let pr = t.procs[q];
+        if q == p || (pr.alive && !pr.stopped) {
+            continue;
+        }
+        let stopped = pr.alive && t.has_entries(q);
+        t.procs[q] = Proc {
+            alive: stopped,
+            stopped,
+            inc: pr.inc,
+            ..Proc::default()
+        };
+    }
     t.crashes_left = 0;
+    t.stops_left = 0;
+    t.reboots_left = 0;
+    t.normalize_for(cfg);
     t
 }
 
-fn find_wedge(cfg: &Config, g: &Graph) -> (Option<Wedge>, usize) {
-    // Memo of projected states: can `p` (the only live one) still enter?
-    let mut memo: Map<(State, u8), bool> = Map::default();
+/// Whether contender `p` of `s` runs and is not holding.
+fn running(s: &State, p: usize) -> bool {
+    let pr = &s.procs[p];
+    pr.alive && !pr.stopped && !s.holding(p)
+}
+
+/// Every way the others still running in `s` can end (with `stops`, each
+/// crashes or is stopped; without, each crashes).
+fn all_fates(s: &State, p: usize, stops: bool) -> Vec<[Option<Fate>; MAX_PROCS]> {
+    let others: Vec<usize> = (0..s.n as usize)
+        .filter(|&q| q != p && s.procs[q].alive && !s.procs[q].stopped)
+        .collect();
+    let ways = if stops { 1u32 << others.len() } else { 1 };
+    (0..ways)
+        .map(|bits| {
+            let mut f = [None; MAX_PROCS];
+            for (k, &q) in others.iter().enumerate() {
+                f[q] = Some(if bits >> k & 1 == 1 {
+                    Fate::Stopped
+                } else {
+                    Fate::Crashed
+                });
+            }
+            f
+        })
+        .collect()
+}
+
+/// Memo of the held-back check, per contender running alone: states whose
+/// every solo future is known to be fine, with whether the contender can
+/// still come to hold from there.
+type SoloMemo = Map<State, bool>;
+
+/// `p` runs alone from `root`. Every state it can reach must be one from
+/// which it can still come to hold, or one that legitimately keeps it out.
+/// Returns the path to the first state that is neither.
+fn solo(
+    cfg: &Config,
+    root: &State,
+    p: usize,
+    legit: bool,
+    memo: Option<&mut SoloMemo>,
+) -> Option<Vec<(Action, State)>> {
+    let mut seen: Map<State, u32> = Map::default();
+    let mut order = vec![root.clone()];
+    let mut parent: Vec<(u32, Option<Action>)> = vec![(u32::MAX, None)];
+    let mut preds: Vec<Vec<u32>> = vec![Vec::new()];
+    let mut can: Vec<bool> = vec![false];
+    seen.insert(root.clone(), 0);
     let mut succ = Vec::new();
+    let mut k = 0;
+    while k < order.len() {
+        if order[k].holding(p) {
+            can[k] = true;
+            k += 1;
+            continue;
+        }
+        order[k].successors(cfg, Some(p), &mut succ);
+        for (a, t) in succ.drain(..) {
+            if let Some(m) = memo.as_deref() {
+                if let Some(&ok) = m.get(&t) {
+                    can[k] |= ok;
+                    continue;
+                }
+            }
+            let j = match seen.get(&t) {
+                Some(&j) => j,
+                None => {
+                    let j = order.len() as u32;
+                    seen.insert(t.clone(), j);
+                    order.push(t);
+                    parent.push((k as u32, Some(a)));
+                    preds.push(Vec::new());
+                    can.push(false);
+                    j
+                }
+            };
+            preds[j as usize].push(k as u32);
+        }
+        k += 1;
+    }
+    // Backwards from the states that hold (or reach a known one that can).
+    let mut work: Vec<u32> = (0..order.len() as u32)
+        .filter(|&i| can[i as usize])
+        .collect();
+    while let Some(i) = work.pop() {
+        for &q in &preds[i as usize] {
+            if !can[q as usize] {
+                can[q as usize] = true;
+                work.push(q);
+            }
+        }
+    }
+    let bad =
+        (0..order.len()).find(|&i| !(can[i] || legit && order[i].legitimately_blocked(cfg, p)));
+    if let Some(mut i) = bad {
+        let mut path = Vec::new();
+        while let (pi, Some(a)) = parent[i] {
+            path.push((a, order[i].clone()));
+            i = pi as usize;
+        }
+        path.reverse();
+        return Some(path);
+    }
+    if let Some(m) = memo {
+        for (t, ok) in order.into_iter().zip(can) {
+            m.insert(t, ok);
+        }
+    }
+    None
+}
+
+/// The held-back property: from every reachable state, for every contender
+/// that runs and does not hold, and for every way the other running
+/// contenders can end (each crashes or is stopped for ever), the contender
+/// running alone can never reach a state from which it cannot come to hold
+/// unless what keeps it out is a legitimate blocker.
+fn find_held_back(cfg: &Config, g: &Graph, checks: &Checks) -> (Option<HeldBack>, usize) {
+    let legit = checks.legitimate_blockers;
+    let mut memo: Vec<SoloMemo> = (0..MAX_PROCS).map(|_| SoloMemo::default()).collect();
     let mut searches = 0;
     for (i, s) in g.states.iter().enumerate() {
-        for p in 0..s.n as usize {
-            let pr = &s.procs[p];
-            if !pr.alive || pr.pc == Pc::Held {
+        for (p, memo) in memo.iter_mut().enumerate().take(s.n as usize) {
+            if !running(s, p) {
                 continue;
             }
-            let root = alone(s, p);
-            if let Some(ok) = memo.get(&(root.clone(), p as u8)) {
-                if !ok {
+            for fates in all_fates(s, p, checks.stopped_fates) {
+                let root = project(cfg, s, p, &fates);
+                if memo.contains_key(&root) {
+                    continue;
+                }
+                searches += 1;
+                if solo(cfg, &root, p, legit, Some(memo)).is_some() {
                     return (
-                        Some(Wedge {
-                            trace: g.trace_to(i as u32),
-                            proc: p,
-                        }),
-                        searches,
-                    );
-                }
-                continue;
-            }
-            searches += 1;
-            // Solo BFS, remembering parents so that a success marks the
-            // whole path.
-            let mut seen: Map<State, u32> = Map::default();
-            let mut order = vec![root.clone()];
-            let mut parent = vec![u32::MAX];
-            seen.insert(root.clone(), 0);
-            let mut found = None;
-            let mut k = 0;
-            while k < order.len() {
-                if order[k].procs[p].pc == Pc::Held
-                    || memo.get(&(order[k].clone(), p as u8)) == Some(&true)
-                {
-                    found = Some(k);
-                    break;
-                }
-                order[k].successors(cfg, Some(p), &mut succ);
-                for (a, t) in succ.drain(..) {
-                    if a.step == Step::GiveUp || seen.contains_key(&t) {
-                        continue;
-                    }
-                    seen.insert(t.clone(), order.len() as u32);
-                    order.push(t);
-                    parent.push(k as u32);
-                }
-                k += 1;
-            }
-            match found {
-                Some(mut k) => {
-                    while k != u32::MAX as usize {
-                        memo.insert((order[k].clone(), p as u8), true);
-                        k = parent[k] as usize;
-                    }
-                }
-                None => {
-                    for t in order {
-                        memo.insert((t, p as u8), false);
-                    }
-                    return (
-                        Some(Wedge {
-                            trace: g.trace_to(i as u32),
-                            proc: p,
-                        }),
+                        Some(held_back(cfg, g, i as u32, p, &fates, legit)),
                         searches,
                     );
                 }
@@ -409,18 +589,64 @@ fn find_wedge(cfg: &Config, g: &Graph) -> (Option<Wedge>, usize) {
     (None, searches)
 }
 
+/// The report of a held-back contender, in the slot names of one real run
+/// (a reduced search finds a renaming of it).
+fn held_back(
+    cfg: &Config,
+    g: &Graph,
+    i: u32,
+    p: usize,
+    fates: &[Option<Fate>; MAX_PROCS],
+    legit: bool,
+) -> HeldBack {
+    let trace = concrete(cfg, g.trace_to(i));
+    let last = trace
+        .steps
+        .last()
+        .map_or(trace.initial.clone(), |(_, s)| s.clone());
+    let rep = &g.states[i as usize];
+    let mut perms = crate::model::symmetries(cfg);
+    perms.push([0, 1, 2]);
+    let perm = perms
+        .into_iter()
+        .find(|perm| last.permuted(perm) == *rep)
+        .expect("the real run ends in a renaming of the representative");
+    let pc = (0..MAX_PROCS)
+        .find(|&q| perm[q] as usize == p)
+        .expect("a slot");
+    let mut fc = [None; MAX_PROCS];
+    for q in 0..MAX_PROCS {
+        fc[q] = fates[perm[q] as usize];
+    }
+    let root = project(cfg, &last, pc, &fc);
+    let plain = Config {
+        symmetry: false,
+        ..cfg.clone()
+    };
+    let solo = solo(&plain, &root, pc, legit, None).expect("the renamed run is held back too");
+    HeldBack {
+        trace,
+        proc: pc,
+        fates: (0..MAX_PROCS)
+            .filter_map(|q| fc[q].map(|f| (q, f)))
+            .collect(),
+        root,
+        solo,
+    }
+}
+
 /// Whether state `s` belongs to the subgraph searched: without a victim, no
 /// one holds the lock; with one, that contender is alive and waiting.
 fn in_subgraph(s: &State, victim: Option<usize>) -> bool {
     match victim {
         None => s.holders() == 0,
-        Some(p) => s.procs[p].alive && !matches!(s.procs[p].pc, Pc::Idle | Pc::Held),
+        Some(p) => s.procs[p].alive && s.procs[p].pc != Pc::Idle && !s.holding(p),
     }
 }
 
-/// Edges of the subgraph: both ends in it, and no crash, restart or giving
-/// up (crashes and restarts are bounded, and a waiter that gives up is not
-/// starved by the protocol).
+/// Edges of the subgraph: both ends in it, and no crash, stop, reboot,
+/// restart or giving up (those are bounded, and a waiter that gives up is
+/// not starved by the protocol).
 fn quiet_successors(
     cfg: &Config,
     g: &Graph,
@@ -433,17 +659,24 @@ fn quiet_successors(
     }
     s.successors(cfg, None, buf);
     buf.drain(..)
-        .filter(|(a, t)| {
-            !matches!(a.step, Step::Crash | Step::Restart | Step::GiveUp) && in_subgraph(t, victim)
-        })
+        .filter(|(a, t)| !disturbs(a) && in_subgraph(t, victim))
         .map(|(a, t)| {
             // Reading one more entry is not progress: listings are finite
             // (a cycle in which a contender only ever reads, while others
             // keep adding entries ahead of its cursor, is not fair).
-            let reads = matches!(a.step, Step::Read(_) | Step::ReadWrongVerdict(_));
-            (g.index[&t], a.proc | if reads { READ } else { 0 })
+            let reads = matches!(a.step, Step::Read(_));
+            (g.at(&t), a.proc | if reads { READ } else { 0 })
         })
         .collect()
+}
+
+/// Steps that are not part of a fair cycle: bounded events of the world,
+/// and giving up.
+fn disturbs(a: &Action) -> bool {
+    matches!(
+        a.step,
+        Step::Crash | Step::Restart | Step::GiveUp | Step::Stop | Step::Reboot
+    )
 }
 
 /// Marks an edge of [`quiet_successors`] that only reads one entry.
@@ -470,28 +703,29 @@ pub fn find_livelock(cfg: &Config, g: &Graph, victim: Option<usize>) -> Option<L
         if index[root] != UNSEEN || !in_subgraph(&g.states[root], victim) {
             continue;
         }
-        // Iterative Tarjan: frames of (node, successors, position).
+        // Iterative Tarjan: frames of (node, successors, position); `open`
+        // is the node to enter next.
         let mut frames: Vec<Frame> = Vec::new();
-        let succ = quiet_successors(cfg, g, &g.states[root], victim, &mut buf);
-        index[root] = next;
-        low[root] = next;
-        next += 1;
-        stack.push(root as u32);
-        on_stack[root] = true;
-        frames.push((root as u32, succ, 0));
-        while let Some(frame) = frames.last_mut() {
+        let mut open = Some(root);
+        loop {
+            if let Some(w) = open.take() {
+                let succ = quiet_successors(cfg, g, &g.states[w], victim, &mut buf);
+                index[w] = next;
+                low[w] = next;
+                next += 1;
+                stack.push(w as u32);
+                on_stack[w] = true;
+                frames.push((w as u32, succ, 0));
+            }
+            let Some(frame) = frames.last_mut() else {
+                break;
+            };
             let v = frame.0 as usize;
             if frame.2 < frame.1.len() {
                 let w = frame.1[frame.2].0 as usize;
                 frame.2 += 1;
                 if index[w] == UNSEEN {
-                    let succ = quiet_successors(cfg, g, &g.states[w], victim, &mut buf);
-                    index[w] = next;
-                    low[w] = next;
-                    next += 1;
-                    stack.push(w as u32);
-                    on_stack[w] = true;
-                    frames.push((w as u32, succ, 0));
+                    open = Some(w);
                 } else if on_stack[w] {
                     low[v] = low[v].min(index[w]);
                 }
@@ -523,6 +757,53 @@ pub fn find_livelock(cfg: &Config, g: &Graph, victim: Option<usize>) -> Option<L
     None
 }
 
+/// The shortest path inside component `c` from `from` ending with a step
+/// `a` into `w` for which `last(a, w)` holds (at least one step).
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    cfg: &Config,
+    g: &Graph,
+    comp: &[u32],
+    c: u32,
+    victim: Option<usize>,
+    from: u32,
+    buf: &mut Vec<(Action, State)>,
+    last: impl Fn(&Action, u32) -> bool,
+) -> (Vec<Action>, u32) {
+    let mut prev: Map<u32, (u32, Action)> = Map::default();
+    let mut queue = VecDeque::from([from]);
+    let mut seen = Map::default();
+    seen.insert(from, ());
+    while let Some(v) = queue.pop_front() {
+        g.states[v as usize].successors(cfg, None, buf);
+        for (a, t) in std::mem::take(buf) {
+            if disturbs(&a) {
+                continue;
+            }
+            let w = g.at(&t);
+            if w == v || comp[w as usize] != c || !in_subgraph(&t, victim) {
+                continue;
+            }
+            if last(&a, w) {
+                let mut path = vec![a];
+                let mut u = v;
+                while u != from {
+                    let (p, b) = prev[&u];
+                    path.push(b);
+                    u = p;
+                }
+                path.reverse();
+                return (path, w);
+            }
+            if seen.insert(w, ()).is_none() {
+                prev.insert(w, (v, a));
+                queue.push_back(w);
+            }
+        }
+    }
+    unreachable!("a strongly connected component reaches all of itself")
+}
+
 /// Whether component `c` holds a fair cycle: every contender that is
 /// contending somewhere in it takes a (state-changing) step inside it other
 /// than reading one more entry of a listing.
@@ -543,7 +824,7 @@ fn fair_cycle(
     for &m in members {
         let s = &g.states[m as usize];
         for (p, pr) in s.procs.iter().enumerate().take(s.n as usize) {
-            if pr.alive && pr.pc != Pc::Idle {
+            if pr.alive && !pr.stopped && pr.pc != Pc::Idle {
                 contending |= 1 << p;
             }
         }
@@ -556,41 +837,24 @@ fn fair_cycle(
     if contending == 0 || contending & !moving != 0 {
         return None;
     }
-    // A cycle through the first member, for the report.
+    // A fair closed walk through the first member, for the report: for each
+    // contender in turn, the shortest way to one of its moves inside the
+    // component, then back to the start.
     let root = members[0];
-    let mut prev: Map<u32, (u32, Action)> = Map::default();
-    let mut queue = VecDeque::from([root]);
-    let mut closing = None;
-    'bfs: while let Some(v) = queue.pop_front() {
-        g.states[v as usize].successors(cfg, None, buf);
-        for (a, t) in std::mem::take(buf) {
-            if matches!(a.step, Step::Crash | Step::Restart | Step::GiveUp) {
-                continue;
-            }
-            let w = g.index[&t];
-            if w == v || comp[w as usize] != c || !in_subgraph(&t, victim) {
-                continue;
-            }
-            if w == root {
-                closing = Some((v, a));
-                break 'bfs;
-            }
-            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(w) {
-                e.insert((v, a));
-                queue.push_back(w);
-            }
-        }
-    }
     let mut cycle = Vec::new();
-    if let Some((mut v, a)) = closing {
-        cycle.push(a);
-        while v != root {
-            let (u, a) = prev[&v];
-            cycle.push(a);
-            v = u;
+    let mut at = root;
+    for p in 0..MAX_PROCS {
+        if moving >> p & 1 == 0 {
+            continue;
         }
-        cycle.reverse();
+        let (path, to) = walk(cfg, g, comp, c, victim, at, buf, |a, _| {
+            a.proc as usize == p && !matches!(a.step, Step::Read(_))
+        });
+        cycle.extend(path);
+        at = to;
     }
+    let (path, _) = walk(cfg, g, comp, c, victim, at, buf, |_, w| w == root);
+    cycle.extend(path);
     Some(Livelock {
         trace: g.trace_to(root),
         cycle,

@@ -72,6 +72,12 @@ pub struct BidRecord {
     pub label: Option<String>,
     /// Command line of the process holding the lock, when known.
     pub command: Option<String>,
+    /// The owner renews the bid (its modification time) within this many
+    /// milliseconds; once it has not, anyone may remove it.
+    pub lease_ms: Option<u64>,
+    /// The filesystem the owner accepted by an explicit opt-in (it is not
+    /// one lockfolder has evidence for).
+    pub allowed_fs: Option<String>,
 }
 
 /// The on-disk shape: the same fields, with the owner kept raw until we
@@ -104,6 +110,10 @@ struct Wire {
     label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allowed_fs: Option<String>,
 }
 
 impl BidRecord {
@@ -166,6 +176,8 @@ impl BidRecord {
             slots: self.slots,
             label: self.label.clone(),
             command: self.command.clone(),
+            lease_ms: self.lease_ms,
+            allowed_fs: self.allowed_fs.clone(),
         };
         // Serializing plain fields into a Vec cannot fail; an empty result
         // would be read as "not a bid", the safe side.
@@ -215,6 +227,8 @@ impl BidRecord {
             slots: w.slots,
             label: w.label,
             command: w.command,
+            lease_ms: w.lease_ms,
+            allowed_fs: w.allowed_fs,
         })
     }
 }

@@ -26,14 +26,22 @@ pub enum Class {
     /// (and bids of formats we cannot read) take no part in the age order.
     /// `queued`: its owner's queue marker is listed too (used by one mutant).
     Bid {
+        /// Its token as an order key (`None`: no part in the age order).
         key: Option<Key>,
+        /// Exclusive or shared.
         mode: Mode,
+        /// The slot count recorded in it.
         slots: u32,
+        /// A 1.x bid (or of a format we cannot read): exclusive, unordered.
         legacy: bool,
+        /// Its owner's queue marker is in the same listing.
         queued: bool,
     },
     /// A waiter's queue marker, carrying the waiter's age.
-    Marker { key: Key },
+    Marker {
+        /// The waiter's age.
+        key: Key,
+    },
     /// A bid being written: never a rival.
     Temp,
     /// Named like a bid, but its content is not a bid (empty, half-written
@@ -59,7 +67,9 @@ pub enum Judged {
 /// One entry of a listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
+    /// What the entry is.
     pub class: Class,
+    /// The judgement of its owner.
     pub judged: Judged,
     /// For a marker ahead of us: the lock has been free for longer than the
     /// hand-over time while this marker's waiter did not take its turn, so
@@ -74,7 +84,9 @@ pub struct Me {
     pub age: Key,
     /// The token of its current (or next) bid: same age, other random bits.
     pub token: Key,
+    /// The mode it asks for.
     pub mode: Mode,
+    /// The folder's slot count as it opened it.
     pub slots: u32,
     /// Waiting (lock, lock_timeout) rather than one attempt (try_lock).
     pub waiting: bool,
@@ -115,6 +127,7 @@ pub enum Mutant {
 /// The rules, with at most one mutant switched on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Rules {
+    /// The fault switched on ([`Mutant::None`] for the shipped rules).
     pub mutant: Mutant,
 }
 
@@ -132,9 +145,15 @@ pub enum Role {
     Remove,
     /// It keeps us out: a live or unjudgeable conflicting bid, or an entry
     /// that is not a bid. `older`: it is a bid of ours with an older token.
-    Rival { older: bool },
+    Rival {
+        /// A bid of ours with an older token.
+        older: bool,
+    },
     /// A live bid of our counting semaphore: it takes a slot.
-    Peer { older: bool },
+    Peer {
+        /// A bid with an older token.
+        older: bool,
+    },
     /// A bid we may hold beside (both shared).
     Compatible,
     /// An older waiter's queue marker that has not lost its turn: we let it
@@ -147,6 +166,7 @@ pub enum Role {
 /// Two contenders of one folder disagree on the number of slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotsMismatch {
+    /// The slot count recorded in their bid.
     pub theirs: u32,
 }
 
@@ -155,6 +175,7 @@ pub struct SlotsMismatch {
 /// # Errors
 ///
 /// [`SlotsMismatch`] for a live bid made with another slot count.
+#[inline]
 pub fn role(me: &Me, e: &Entry, rules: &Rules) -> Result<Role, SlotsMismatch> {
     let gone = matches!(
         (e.judged, rules.mutant),
@@ -204,6 +225,7 @@ enum Relation {
     Peer,
 }
 
+#[inline]
 fn relation(
     me: &Me,
     mode: Mode,
@@ -234,10 +256,15 @@ fn relation(
 /// The roles of a whole listing, summed up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Entries that keep us out ([`Role::Rival`]).
     pub rivals: usize,
+    /// Of which bids with an older token.
     pub older_rivals: usize,
+    /// Bids of our semaphore ([`Role::Peer`]).
     pub peers: usize,
+    /// Of which with an older token.
     pub older_peers: usize,
+    /// Older waiters' markers that keep their turn ([`Role::Ahead`]).
     pub ahead: usize,
 }
 
@@ -246,24 +273,32 @@ impl Tally {
     pub fn of(roles: impl IntoIterator<Item = Role>) -> Tally {
         let mut t = Tally::default();
         for r in roles {
-            match r {
-                Role::Rival { older } => {
-                    t.rivals += 1;
-                    t.older_rivals += usize::from(older);
-                }
-                Role::Peer { older } => {
-                    t.peers += 1;
-                    t.older_peers += usize::from(older);
-                }
-                Role::Ahead => t.ahead += 1,
-                Role::Remove | Role::Compatible | Role::Ignore => {}
-            }
+            t.add(r);
         }
         t
     }
 
+    /// Counts one more role (the model checker sums a listing entry by
+    /// entry, as it reads them).
+    #[inline]
+    pub fn add(&mut self, r: Role) {
+        match r {
+            Role::Rival { older } => {
+                self.rivals += 1;
+                self.older_rivals += usize::from(older);
+            }
+            Role::Peer { older } => {
+                self.peers += 1;
+                self.older_peers += usize::from(older);
+            }
+            Role::Ahead => self.ahead += 1,
+            Role::Remove | Role::Compatible | Role::Ignore => {}
+        }
+    }
+
     /// We may not enter: a conflicting entry, or every slot taken by others
     /// (our own bid takes one too).
+    #[inline]
     pub fn blocked(&self, me: &Me, rules: &Rules) -> bool {
         let full = if rules.mutant == Mutant::SemaphoreForgetsOwnBid {
             self.peers > me.slots as usize
@@ -277,6 +312,7 @@ impl Tally {
     /// least N older bids of our semaphore, so we cannot be among the first
     /// N in the age order. The order is total, so of any set of bidders the
     /// oldest never steps back: no livelock.
+    #[inline]
     pub fn must_step_back(&self, me: &Me) -> bool {
         self.older_rivals > 0 || (me.slots > 1 && self.older_peers >= me.slots as usize)
     }
@@ -287,6 +323,7 @@ impl Tally {
 pub struct AfterCheck {
     /// Publish our queue marker (waiters that meet contention queue up).
     pub join_queue: bool,
+    /// Bid, wait, or report the lock busy.
     pub next: Next10,
 }
 
@@ -304,6 +341,7 @@ pub enum Next10 {
 
 /// Step 10: bid, defer, or report the lock busy. A courtesy: no safety rests
 /// on it (the step-30 listing decides), it only saves bids.
+#[inline]
 pub fn after_check(me: &Me, t: &Tally, rules: &Rules) -> AfterCheck {
     let blocked = t.blocked(me, rules);
     let contended = blocked || t.ahead > 0;
@@ -346,6 +384,7 @@ pub enum Next30 {
 /// Step 30: the listing that decides. It began after our bid was published,
 /// so it shows every bid published before it; we enter only if it shows no
 /// rival (and, for a semaphore, a free slot).
+#[inline]
 pub fn after_bid(me: &Me, own_present: bool, t: &Tally, rules: &Rules) -> Next30 {
     if !own_present {
         return Next30::Lost;
@@ -367,8 +406,9 @@ pub fn after_bid(me: &Me, own_present: bool, t: &Tally, rules: &Rules) -> Next30
 /// Whether a new blocking acquisition would have to wait: what `status`
 /// reports. A newcomer is the youngest of all, so every live marker is
 /// ahead of it.
+#[inline]
 pub fn newcomer_waits(t_for_newcomer: &Tally, me: &Me, rules: &Rules) -> bool {
-    after_check(me, t_for_newcomer, rules).next != Next10::Bid
+    t_for_newcomer.blocked(me, rules) || after_check(me, t_for_newcomer, rules).next != Next10::Bid
 }
 
 #[cfg(test)]

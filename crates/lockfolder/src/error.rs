@@ -35,6 +35,10 @@ pub enum Op {
     Identity,
     /// Setting up change notification (inotify, pidfd, eventfd) or waiting on it.
     Watch,
+    /// Renewing a lease (touching the bid).
+    Renew,
+    /// Creating the fencing token's file.
+    Fence,
 }
 
 impl fmt::Display for Op {
@@ -50,6 +54,8 @@ impl fmt::Display for Op {
             Op::Remove => "remove",
             Op::Identity => "read process identity",
             Op::Watch => "watch lock folder",
+            Op::Renew => "renew lease of",
+            Op::Fence => "create fencing token",
         })
     }
 }
@@ -128,6 +134,24 @@ pub enum Error {
         /// The bid's slot count.
         theirs: u32,
     },
+    /// The folder is on a filesystem lockfolder has no evidence is safe for
+    /// it (its listings may be stale), and the user did not opt in.
+    #[error(
+        "lock folder {}: refusing to lock on {filesystem}: {why}; to accept it anyway, opt in \
+         by name (Builder::allow_filesystem(\"{name}\"), LOCKFOLDER_ALLOW_FS={name}, \
+         lockfolder run --allow-fs {name})",
+        path.display()
+    )]
+    FilesystemRefused {
+        /// The lock folder.
+        path: PathBuf,
+        /// The filesystem, described.
+        filesystem: String,
+        /// Its name, as the opt-in takes it.
+        name: String,
+        /// Why it is not shown safe.
+        why: String,
+    },
     /// An operator's request that lockfolder refuses, because it could break
     /// mutual exclusion or touch a file that is not a bid.
     #[error("remove {}: refused: {why}", path.display())]
@@ -177,6 +201,7 @@ impl Error {
             | Error::InvalidInput { path, .. }
             | Error::SlotsMismatch { path, .. }
             | Error::Refused { path, .. }
+            | Error::FilesystemRefused { path, .. }
             | Error::Unsupported { path, .. } => path,
         }
     }
@@ -192,6 +217,7 @@ impl Error {
             Error::InvalidInput { .. } => io::ErrorKind::InvalidInput,
             Error::SlotsMismatch { .. } => io::ErrorKind::InvalidData,
             Error::Refused { .. } => io::ErrorKind::PermissionDenied,
+            Error::FilesystemRefused { .. } => io::ErrorKind::Unsupported,
             Error::Unsupported { .. } => io::ErrorKind::Unsupported,
         }
     }

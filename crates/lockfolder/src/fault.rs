@@ -7,10 +7,54 @@
 use crate::error::Op;
 use std::io;
 
-#[cfg(not(test))]
+/// Release builds: no faults, nothing to check.
+#[cfg(all(not(test), not(debug_assertions)))]
 #[inline(always)]
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn check(_op: Op, _name: &[u8]) -> io::Result<()> {
+    Ok(())
+}
+
+/// Release builds: the filesystem is what it is.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn fs_override() -> Option<String> {
+    None
+}
+
+/// Debug builds: `LOCKFOLDER_FAULT=fs=NAME` makes every folder look like it
+/// is on a FUSE filesystem called `NAME` (one lockfolder has no evidence
+/// for), so tests reach the refusal and the opt-in without mounting one.
+#[cfg(debug_assertions)]
+pub(crate) fn fs_override() -> Option<String> {
+    std::env::var("LOCKFOLDER_FAULT").ok().and_then(|v| {
+        v.split(',')
+            .find_map(|f| f.trim().strip_prefix("fs=").map(str::to_owned))
+    })
+}
+
+/// Debug builds (the integration tests' child processes): the environment
+/// variable `LOCKFOLDER_FAULT` names operations (`renew`) that fail with
+/// `EIO` in every thread of the process, so a test can make, say, a real
+/// holder's lease renewals fail. Compiled out of release builds.
+#[cfg(all(not(test), debug_assertions))]
+pub(crate) fn check(op: Op, _name: &[u8]) -> io::Result<()> {
+    static PLAN: std::sync::OnceLock<Vec<Op>> = std::sync::OnceLock::new();
+    let plan = PLAN.get_or_init(|| {
+        std::env::var("LOCKFOLDER_FAULT")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|n| match n.trim() {
+                "renew" => Some(Op::Renew),
+                "publish" => Some(Op::Publish),
+                "remove" => Some(Op::Remove),
+                _ => None,
+            })
+            .collect()
+    });
+    if plan.contains(&op) {
+        return Err(io::Error::from_raw_os_error(5)); // EIO
+    }
     Ok(())
 }
 

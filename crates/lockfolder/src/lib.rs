@@ -31,24 +31,46 @@
 //!
 //! # Design
 //!
-//! * **The protocol** (`protocol.rs`) follows the seed's steps 10-60 in order.
+//! The file tree is the design:
+//!
+//! * `protocol.rs`: the seed's steps 10-60, in order, and nothing else.
 //!   Safety rests on one fact: a contender enters only after a listing that
-//!   *began after its own bid was published* showed no other live bid. Of any
-//!   two holders, the later bidder's listing would have seen the earlier one's
-//!   bid. `docs/safety.md` has the argument, its limits (network filesystems,
-//!   foreign hosts) and the model check.
-//! * **Bids appear whole**: written to a `.lockfolder-*.tmp` name that no
-//!   reader takes for a bid, then renamed into place with `RENAME_NOREPLACE`
-//!   (or hard-linked where rename cannot refuse to replace).
-//! * **Staleness is fail-closed**: only `ESRCH`, a different start time, or a
-//!   fully exited zombie proves a process gone, and only for bids written on
-//!   this host, boot and PID namespace. Unreadable, foreign or ambiguous bids
-//!   are live. Entries that are not bids are never touched and block the lock.
+//!   *began after its own bid was published* showed no other live bid. Of
+//!   any two holders, the later bidder's listing would have seen the earlier
+//!   one's bid. `docs/safety.md` has the argument and its limits.
+//! * `decide.rs`: every rule that decides anything (stale removal, rivals,
+//!   modes and slots, the queue, bid / defer / enter / keep / withdraw), as
+//!   pure functions. The model checker (`crates/lockfolder-model`) explores
+//!   these very functions.
+//! * `scan.rs` looks at the folder (names first, then contents) and has
+//!   every entry's writer judged; `identity/` holds the rules of who is
+//!   provably gone, per platform, as pure functions; `liveness/`, `store/`,
+//!   `wake/` and `fsinfo/` are the platform backends (proof of death, the
+//!   folder, sleeping until something changes, which filesystem it is), one
+//!   file per platform, selected in their `mod.rs`.
+//! * **Bids appear whole**: written under a `.lockfolder-*.tmp` name that no
+//!   reader takes for a bid, then moved into place without ever replacing an
+//!   entry.
+//! * **Staleness is fail-closed**: only proof (`ESRCH`, another start time, a
+//!   fully exited zombie, an earlier boot of this machine, a lapsed lease)
+//!   makes an entry stale. An identity of another machine, platform, or a
+//!   PID namespace this reader cannot see into is unjudgeable and counts as
+//!   live. Entries that are not bids are never touched and block the lock.
 //! * **Fair waiting**: each contender's token records when it started
-//!   waiting. The oldest waiter keeps its bid and the others withdraw, so the
-//!   lock is handed over first-come-first-served with no livelock. Waiting
-//!   sleeps on inotify (folder changes) and pidfd (holder exit), re-checking
-//!   every [`RECHECK`] in case a hint is missed.
+//!   waiting; queue markers let older waiters bid first, and the oldest
+//!   bidder keeps its bid while younger ones withdraw, so the lock is handed
+//!   over first-come-first-served with no livelock. A waiter that does not
+//!   take its turn (stopped, gone, unjudgeable) loses it after [`HANDOVER`]:
+//!   no marker can stop the queue. Waiting sleeps until the folder changes
+//!   or the holder exits, re-checking every [`RECHECK`].
+//! * **Where the folder lives**: the filesystem is identified when the
+//!   folder is opened ([`LockFolder::filesystem`]); one without evidence that
+//!   its listings are fresh is refused unless the user opts in by name
+//!   ([`Builder::allow_filesystem`]).
+//! * **Many machines**: [`Builder::lease`] lets a folder shared between
+//!   hosts recover from a host that died (judged by the file server's
+//!   clock), and fencing tokens ([`LockGuard::fencing_token`]) let a
+//!   resource refuse a holder that lost its lease while paused.
 //!
 //! # Shared locks and semaphores
 //!
@@ -80,11 +102,14 @@
 //!
 //! # What it does not protect against
 //!
-//! A person or program that deletes bids by hand, clocks that are not used for
-//! safety anyway, and network filesystems whose directory listings are cached
-//! (NFS, many FUSE filesystems): there a fresh listing is not guaranteed and
-//! two holders are possible. Bids from other hosts are never judged stale, so
-//! a crashed remote holder must be cleaned up by hand.
+//! A person or program that deletes bids by hand; a holder that is *paused*
+//! longer than its lease (use the fencing token at the resource);
+//! filesystems whose listings may be stale even after one's own change
+//! (refused by default; an opt-in is the user's responsibility); lockfolder
+//! 1.0.2 processes across wall-clock steps over
+//! [`LEGACY_CLOCK_STEP_TOLERANCE`] seconds. Bids from other hosts without a
+//! lease are never judged stale: a crashed remote holder must be removed by
+//! an operator ([`LockFolder::remove_forced`], `lockfolder clean --force`).
 //!
 //! # Platforms
 //!
@@ -102,7 +127,9 @@
 // FreeBSD and Windows), each of which opts in and comments every block.
 #![deny(unsafe_code)]
 
+mod admin;
 mod bid;
+mod builder;
 #[cfg(feature = "model")]
 pub mod decide;
 #[cfg(not(feature = "model"))]
@@ -110,12 +137,17 @@ mod decide;
 mod error;
 mod fault;
 mod fsinfo;
+mod guard;
 mod identity;
+mod lease;
 mod liveness;
 mod names;
+mod policy;
 mod protocol;
+mod publish;
 mod report;
 mod scan;
+mod shared;
 mod store;
 mod wait;
 mod wake;
@@ -128,21 +160,26 @@ mod tests;
 #[doc = include_str!("../README.md")]
 struct ReadmeExample;
 
+pub use admin::Status;
 pub use bid::{BidRecord, Mode, FORMAT_VERSION, MAX_BID_BYTES, MAX_LABEL_BYTES};
+pub use builder::{Builder, OnLost, MAX_LEASE, MIN_LEASE};
 pub use error::{Error, Op, Result};
 pub use fsinfo::{Filesystem, FsKind};
+pub use guard::LockGuard;
 pub use identity::{
     FreebsdOwner, LinuxOwner, MacosOwner, Owner, StaleReason, Unjudgeable, WindowsOwner,
     LEGACY_CLOCK_STEP_TOLERANCE,
 };
 pub use names::Token;
+pub use policy::{FsPolicy, ALLOW_FS_ENV};
 pub use protocol::{HANDOVER, KEEP_MAX};
-pub use report::{EntryKind, Holder, Role, State, Status};
+pub use report::{EntryKind, Holder, Role, State};
 pub use wait::{CancelToken, Waiter, RECHECK};
 
-use protocol::{Contender, Shared, Step};
+use protocol::{Contender, Step};
+use shared::Shared;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,7 +199,7 @@ pub fn current_identity() -> std::io::Result<BidRecord> {
         version: Some(FORMAT_VERSION),
         host: Some(me.host),
         owner: Some(me.owner),
-        published_ms: Some(protocol::now_unix().as_millis() as u64),
+        published_ms: Some(shared::now_unix().as_millis() as u64),
         ..BidRecord::default()
     })
 }
@@ -183,116 +220,6 @@ impl fmt::Debug for LockFolder {
     }
 }
 
-/// Options for opening a [`LockFolder`].
-#[derive(Debug, Clone)]
-pub struct Builder {
-    path: PathBuf,
-    create: bool,
-    label: Option<String>,
-    command: Option<String>,
-    owner: Option<u32>,
-    group: Option<u32>,
-    mode: Mode,
-    slots: u32,
-}
-
-impl Builder {
-    /// A shared (reader) lock: any number of shared holders at once, none
-    /// while an exclusive holder is in. Waiters are served in age order, so a
-    /// stream of readers cannot starve a waiting writer (FIFO, not reader
-    /// preference). Default: exclusive.
-    pub fn shared(mut self, yes: bool) -> Self {
-        self.mode = if yes { Mode::Shared } else { Mode::Exclusive };
-        self
-    }
-
-    /// A counting semaphore: at most `n` holders at once. Every contender of
-    /// the folder must use the same `n`; a bid with another count is refused
-    /// with [`Error::SlotsMismatch`]. `1` (the default) is a plain lock.
-    pub fn slots(mut self, n: u32) -> Self {
-        self.slots = n;
-        self
-    }
-
-    /// Whether to create the folder (and its parents) if missing. Default: yes.
-    pub fn create(mut self, yes: bool) -> Self {
-        self.create = yes;
-        self
-    }
-
-    /// Free text stored in every bid, shown by `holders()` and `lockfolder
-    /// status` (at most [`MAX_LABEL_BYTES`]).
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
-        self
-    }
-
-    /// The command line the holder runs, stored in the bid for display.
-    pub fn command(mut self, command: impl Into<String>) -> Self {
-        self.command = Some(command.into());
-        self
-    }
-
-    /// Bid on behalf of another process of ours: the bid names `pid` (and its
-    /// start time) instead of the calling process, so the lock lives exactly
-    /// as long as that process. This is how `lockfolder run` makes the lock
-    /// follow the command even if the launcher is killed. The process must
-    /// exist when bidding and must not start its work before the lock is held.
-    pub fn owner_pid(mut self, pid: u32) -> Self {
-        self.owner = Some(pid);
-        self
-    }
-
-    /// Keep the bid alive, after its owner process has exited, for as long as
-    /// any process of process group `pgid` lives (errs towards alive: a
-    /// group is gone only when `kill(-pgid, 0)` answers `ESRCH`). This is how
-    /// `lockfolder run` keeps the lock while a command's background children
-    /// run, as `flock(1)` does through the inherited descriptor. Unix only:
-    /// Windows has no process groups in this sense, and a Windows bid's
-    /// group is ignored.
-    pub fn owner_group(mut self, pgid: u32) -> Self {
-        self.group = Some(pgid);
-        self
-    }
-
-    /// Opens the lock folder.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotADirectory`] if the path is something else,
-    /// [`Error::InvalidInput`] for an oversized label, I/O errors creating or
-    /// opening the folder.
-    pub fn open(self) -> Result<LockFolder> {
-        for text in [&self.label, &self.command].into_iter().flatten() {
-            if text.len() > MAX_LABEL_BYTES {
-                return Err(Error::InvalidInput {
-                    path: self.path,
-                    what: format!("label or command longer than {MAX_LABEL_BYTES} bytes"),
-                });
-            }
-        }
-        if self.slots == 0 || (self.slots > 1 && self.mode == Mode::Shared) {
-            return Err(Error::InvalidInput {
-                path: self.path,
-                what: "slots must be at least 1, and a semaphore cannot also be shared".into(),
-            });
-        }
-        let folder = store::Folder::open(&self.path, self.create)?;
-        Ok(LockFolder {
-            shared: Arc::new(Shared {
-                folder,
-                label: self.label,
-                command: self.command,
-                owner: self.owner,
-                group: self.group,
-                mode: self.mode,
-                slots: self.slots,
-                watches: std::sync::Mutex::new((liveness::current_pid(), Vec::new())),
-            }),
-        })
-    }
-}
-
 impl LockFolder {
     /// Opens the lock folder at `path`, creating it (and its parents) if
     /// missing.
@@ -305,18 +232,9 @@ impl LockFolder {
         LockFolder::builder(path).open()
     }
 
-    /// Options: label, owner process, whether to create the folder.
+    /// Options: mode, slots, label, owner process, lease, filesystem opt-in.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
-        Builder {
-            path: path.as_ref().to_path_buf(),
-            create: true,
-            label: None,
-            command: None,
-            owner: None,
-            group: None,
-            mode: Mode::Exclusive,
-            slots: 1,
-        }
+        Builder::new(path.as_ref().to_path_buf())
     }
 
     /// The mode of this folder's bids.
@@ -344,7 +262,7 @@ impl LockFolder {
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
         let mut c = Contender::new(self.shared.clone());
         match c.attempt(false)? {
-            Step::Held(name) => Ok(Some(LockGuard::new(self.shared.clone(), name))),
+            Step::Held(e) => Ok(Some(LockGuard::new(self.shared.clone(), e))),
             Step::Busy | Step::Wait => Ok(None),
         }
     }
@@ -394,7 +312,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn holders(&self) -> Result<Vec<Holder>> {
-        Ok(report::status(&self.shared)?.entries)
+        Ok(admin::status(&self.shared)?.entries)
     }
 
     /// The folder at this moment: every entry, whether a new blocking
@@ -405,12 +323,19 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn status(&self) -> Result<Status> {
-        report::status(&self.shared)
+        admin::status(&self.shared)
     }
 
     /// The filesystem the folder lives on, as identified when it was opened.
     pub fn filesystem(&self) -> &Filesystem {
         self.shared.folder.filesystem()
+    }
+
+    /// Whether lockfolder may lock on that filesystem, and why
+    /// (`docs/safety.md` has the table); a refused one makes every
+    /// acquisition fail with [`Error::FilesystemRefused`].
+    pub fn filesystem_policy(&self) -> FsPolicy {
+        self.shared.fs_policy
     }
 
     /// Whether anything in the folder keeps the lock from being taken right
@@ -421,7 +346,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder.
     pub fn is_locked(&self) -> Result<bool> {
-        Ok(report::status(&self.shared)?.held())
+        Ok(admin::status(&self.shared)?.held())
     }
 
     /// Judges the one entry `name` of the folder and removes it if it is a
@@ -432,7 +357,7 @@ impl LockFolder {
     ///
     /// I/O errors inspecting or removing the entry.
     pub fn challenge(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<bool> {
-        report::challenge(&self.shared, name.as_ref().as_encoded_bytes())
+        admin::challenge(&self.shared, name.as_ref().as_encoded_bytes())
     }
 
     /// Removes stale bids (and side files of dead writers) and returns them.
@@ -442,7 +367,7 @@ impl LockFolder {
     ///
     /// I/O errors listing the folder or removing an entry.
     pub fn clean(&self) -> Result<Vec<Holder>> {
-        report::clean(&self.shared)
+        admin::clean(&self.shared)
     }
 
     /// Removes the entry `name` on an operator's say-so, for what no proof
@@ -458,108 +383,6 @@ impl LockFolder {
     ///
     /// [`Error::Refused`]; I/O errors (`NotFound` if there is no such entry).
     pub fn remove_forced(&self, name: impl AsRef<std::ffi::OsStr>) -> Result<Holder> {
-        report::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
-    }
-}
-
-/// The lock, held. Dropping it releases the lock (deleting the bid);
-/// [`LockGuard::release`] does the same and reports failures.
-///
-/// A guard inherited by a forked child is inert in the child: only the
-/// process that made the bid deletes it.
-#[must_use = "dropping the guard releases the lock at once"]
-pub struct LockGuard {
-    shared: Arc<Shared>,
-    name: String,
-    creator: u32,
-    done: bool,
-}
-
-impl fmt::Debug for LockGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LockGuard")
-            .field("bid", &self.bid_path())
-            .finish()
-    }
-}
-
-impl LockGuard {
-    pub(crate) fn new(shared: Arc<Shared>, name: String) -> LockGuard {
-        LockGuard {
-            shared,
-            name,
-            creator: liveness::current_pid(),
-            done: false,
-        }
-    }
-
-    /// The bid file that is the lock.
-    pub fn bid_path(&self) -> PathBuf {
-        self.shared.path_of(self.name.as_bytes())
-    }
-
-    /// The lock folder.
-    pub fn folder(&self) -> &Path {
-        self.shared.folder.path()
-    }
-
-    /// Whether our bid is still in the folder. `false` means the lock was lost
-    /// (the bid was deleted by someone else).
-    ///
-    /// # Errors
-    ///
-    /// I/O errors other than "not found".
-    pub fn is_held(&self) -> Result<bool> {
-        self.shared
-            .folder
-            .exists(&self.name)
-            .map_err(|e| Error::io(Op::ReadEntry, self.bid_path(), e))
-    }
-
-    /// Whether this process is the one that took the lock (false in a forked
-    /// child holding an inherited guard).
-    pub fn owned_here(&self) -> bool {
-        self.creator == liveness::current_pid()
-    }
-
-    /// Releases the lock (step 60).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LockLost`] if the bid had already vanished; I/O errors
-    /// deleting it; [`Error::InvalidInput`] in a forked child, which does not
-    /// own its parent's lock.
-    pub fn release(mut self) -> Result<()> {
-        self.done = true;
-        if !self.owned_here() {
-            return Err(Error::InvalidInput {
-                path: self.bid_path(),
-                what: format!(
-                    "release: the lock belongs to process {} (this is a forked child)",
-                    self.creator
-                ),
-            });
-        }
-        match protocol::delete_bid(&self.shared, &self.name) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::LockLost {
-                path: self.bid_path(),
-            }),
-            Err(e) => Err(Error::io(Op::Remove, self.bid_path(), e)),
-        }
-    }
-
-    /// Forgets the guard without deleting the bid. The bid stays until this
-    /// process exits, when it becomes stale.
-    pub fn leak(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if !self.done && self.owned_here() {
-            let _ = protocol::delete_bid(&self.shared, &self.name);
-        }
+        admin::remove_forced(&self.shared, name.as_ref().as_encoded_bytes())
     }
 }

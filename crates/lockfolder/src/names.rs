@@ -15,6 +15,12 @@ use std::fmt;
 const SIDE_PREFIX: &str = ".lockfolder-";
 const TEMP_SUFFIX: &str = ".tmp";
 const QUEUE_SUFFIX: &str = ".wait";
+const FENCE_PREFIX: &str = ".lockfolder-fence-";
+
+/// The name of the fence file of token `n`.
+pub(crate) fn fence_name(n: u64) -> String {
+    format!("{FENCE_PREFIX}{n}")
+}
 
 /// A bid's token: the UUID in its file name.
 ///
@@ -122,6 +128,9 @@ pub(crate) enum NameKind {
     /// (`.nfsXXXX`, `.fuse_hiddenXXXX`): it is gone from the protocol's
     /// point of view, and its filesystem removes it once the file is closed.
     Artefact,
+    /// `.lockfolder-fence-<N>`: the fencing token of the holder that made
+    /// it; never a rival.
+    Fence(u64),
     /// Anything else, including names that are not UTF-8.
     Other,
 }
@@ -134,6 +143,9 @@ pub(crate) fn classify_name(name: &[u8]) -> NameKind {
     let Ok(name) = std::str::from_utf8(name) else {
         return NameKind::Other;
     };
+    if let Some(n) = name.strip_prefix(FENCE_PREFIX).and_then(parse_decimal) {
+        return NameKind::Fence(n);
+    }
     if let Some(stem) = name.strip_suffix(".json") {
         return match Token::parse(stem) {
             Some(t) => NameKind::Bid(t),
@@ -288,6 +300,11 @@ mod tests {
             NameKind::Other,
             "malformed side names are not side files"
         );
+        assert_eq!(
+            classify_name(fence_name(42).as_bytes()),
+            NameKind::Fence(42)
+        );
+        assert_eq!(classify_name(b".lockfolder-fence-042"), NameKind::Other);
     }
 
     #[test]

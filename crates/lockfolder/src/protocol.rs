@@ -16,17 +16,16 @@
 //!   within [`HANDOVER`] of the lock being free loses it, so no marker can
 //!   stop the queue.
 
-use crate::bid::{BidRecord, Mode, FORMAT_VERSION};
 use crate::decide::{self, Me, Next10, Next30, Role, Rules, Tally};
 use crate::error::{Error, Op, Result};
-use crate::liveness::{self, Judge};
-use crate::names::{SideName, Token};
-use crate::scan::{self, Cache, Seen};
-use crate::store::Folder;
-use crate::wake::Watch;
+use crate::liveness;
+use crate::names::{fence_name, SideName, Token};
+use crate::publish::{bid, remove_own, remove_stale};
+use crate::scan::{self, Cache, Seen, ServerClock, What};
+use crate::shared::{now_unix, Shared};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How long a queued waiter has to take its turn once the lock is free
 /// before younger waiters stop deferring to it (a waiter that is stopped,
@@ -41,71 +40,21 @@ pub const HANDOVER: Duration = Duration::from_secs(1);
 /// would hold everyone else back; `status` reports such a stopped bid.
 pub const KEEP_MAX: Duration = Duration::from_millis(500);
 
-/// What every acquisition of one `LockFolder` shares.
-pub(crate) struct Shared {
-    pub folder: Folder,
-    pub label: Option<String>,
-    pub command: Option<String>,
-    /// Bid in the name of this process of ours instead of the caller.
-    pub owner: Option<u32>,
-    /// A process group that keeps the bid alive after the owner exits.
-    pub group: Option<u32>,
-    pub mode: Mode,
-    pub slots: u32,
-    /// inotify instances kept for reuse: closing one costs the kernel an RCU
-    /// grace period (milliseconds), which would otherwise be paid by every
-    /// contended acquisition. Tagged with the PID that made them: a forked
-    /// child must not read events from its parent's instances.
-    pub watches: Mutex<(u32, Vec<Watch>)>,
-}
-
-impl Shared {
-    /// A folder watch: one from the pool if this process made it, else a new
-    /// one. Events it queued while pooled are harmless: every waiter lists
-    /// the folder again after arming its watch.
-    pub fn borrow_watch(&self) -> std::io::Result<Watch> {
-        let pooled = self.watches.lock().ok().and_then(|mut p| {
-            let (pid, pool) = &mut *p;
-            (*pid == liveness::current_pid())
-                .then(|| pool.pop())
-                .flatten()
-        });
-        match pooled {
-            Some(w) => Ok(w),
-            None => Watch::new(&self.folder),
-        }
-    }
-
-    /// Keeps `w` for the next waiter (a few at most), unless we are a forked
-    /// child of the process that made the pool.
-    pub fn return_watch(&self, w: Watch) {
-        if let Ok(mut p) = self.watches.lock() {
-            let (pid, pool) = &mut *p;
-            if *pid == liveness::current_pid() && pool.len() < 8 {
-                pool.push(w);
-            }
-        }
-    }
-
-    pub fn path_of(&self, name: &[u8]) -> std::path::PathBuf {
-        self.folder.child(name)
-    }
-
-    pub fn judge(&self) -> Judge {
-        Judge::new(self.folder.filesystem().single_kernel())
-    }
-}
-
-pub(crate) fn now_unix() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+/// What a contender that enters holds.
+pub(crate) struct Entered {
+    /// The bid that is the lock.
+    pub name: String,
+    /// Its fencing token, if the folder uses them.
+    pub fence: Option<u64>,
+    /// When the bid was published (by the local monotonic clock): a lease
+    /// runs from here.
+    pub published: Instant,
 }
 
 /// What one pass through the procedure decided.
 pub(crate) enum Step {
-    /// Step 50: the lock is ours; the bid with this name is the lock.
-    Held(String),
+    /// Step 50: the lock is ours.
+    Held(Entered),
     /// The lock is held and we are not waiting.
     Busy,
     /// Not yet: wait for a change, then try again.
@@ -132,6 +81,10 @@ pub(crate) struct Contender {
     free_since: HashMap<Vec<u8>, Instant>,
     /// Since when we have kept our bid while the lock stays held.
     kept_since: Option<Instant>,
+    /// When our current bid was published.
+    published: Option<Instant>,
+    /// The largest fencing token seen by the last check.
+    max_fence: u64,
 }
 
 impl Contender {
@@ -148,6 +101,8 @@ impl Contender {
             published_once: false,
             free_since: HashMap::new(),
             kept_since: None,
+            published: None,
+            max_fence: 0,
         }
     }
 
@@ -166,20 +121,40 @@ impl Contender {
     /// provably stale (by its own name), and sum up the rest.
     fn check(&mut self, me: &Me, deciding: bool) -> Result<(bool, Tally)> {
         let judge = self.shared.judge();
-        let seen = scan::list(&self.shared.folder, deciding, &judge, &mut self.cache)?;
+        // The server's clock, for leases of owners nobody here can judge:
+        // from our bid just published, or our queue marker, touched anew.
+        let mut clock = match (&self.bid, &self.marker) {
+            (Some(b), _) => ServerClock::from_own(b, false),
+            (None, Some(m)) => ServerClock::from_own(m, true),
+            (None, None) => ServerClock::none(),
+        };
+        let own: Vec<&[u8]> = [self.bid.as_deref(), self.marker.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::as_bytes)
+            .collect();
+        let (seen, present) = scan::list_but(
+            &self.shared.folder,
+            deciding,
+            &judge,
+            &mut self.cache,
+            &mut clock,
+            &own,
+        )?;
+        let own_present = self.bid.is_some() && present.first() == Some(&true);
+        self.max_fence = seen
+            .iter()
+            .filter_map(|s| match s.what {
+                What::Fence(n) => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
         let markers = scan::marker_ages(&seen);
         let now = Instant::now();
-        let mut own_present = false;
         let mut roles = Vec::with_capacity(seen.len());
         for s in seen {
             let name = s.name.as_slice();
-            if self.bid.as_deref().is_some_and(|b| b.as_bytes() == name) {
-                own_present = true;
-                continue;
-            }
-            if self.marker.as_deref().is_some_and(|m| m.as_bytes() == name) {
-                continue;
-            }
             // A marker whose waiter is stopped cannot take its turn at all.
             let expired = s.is_marker()
                 && (s.stopped()
@@ -228,6 +203,7 @@ impl Contender {
     /// One pass: steps 10-20-30 and the decision 40 or 50. With `waiting`
     /// false this is exactly the seed's single attempt.
     pub fn attempt(&mut self, waiting: bool) -> Result<Step> {
+        self.shared.check_filesystem()?;
         let wait_or_busy = if waiting { Step::Wait } else { Step::Busy };
         if self.bid.is_none() {
             // Step 10: a courtesy. It keeps us from bidding into a held lock
@@ -241,10 +217,15 @@ impl Contender {
             if d.join_queue {
                 self.join_queue()?;
             }
+            // A held lock whose holder nobody here can judge, but which has a
+            // lease, may have lapsed: only a listing made with our own bid
+            // out (which gives us the server's clock) can tell, so a single
+            // attempt bids anyway and lets step 30 decide.
+            let lapsed = !waiting && self.last.iter().any(|(s, _)| s.has_unjudged_lease());
             match d.next {
-                Next10::Busy => return Ok(Step::Busy),
+                Next10::Busy if !lapsed => return Ok(Step::Busy),
+                Next10::Busy | Next10::Bid => {}
                 Next10::Defer => return Ok(Step::Wait),
-                Next10::Bid => {}
             }
             // Step 20.
             if self.published_once {
@@ -252,6 +233,7 @@ impl Contender {
             }
             let name = bid(&self.shared, &mut self.token)?;
             self.published_once = true;
+            self.published = Some(Instant::now());
             self.bid = Some(name);
         }
         // Step 30: the listing that decides. It begins after our bid is
@@ -269,8 +251,22 @@ impl Contender {
                     self.withdraw()?;
                     return Err(e);
                 }
-                let name = self.bid.take().unwrap_or_default();
-                Ok(Step::Held(name))
+                let fence = if self.shared.fencing {
+                    match self.draw_fence() {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            self.withdraw()?;
+                            return Err(e);
+                        }
+                    }
+                } else {
+                    None
+                };
+                Ok(Step::Held(Entered {
+                    name: self.bid.take().unwrap_or_default(),
+                    fence,
+                    published: self.published.take().unwrap_or_else(Instant::now),
+                }))
             }
             Next30::Keep => {
                 // First in line: keep the bid and wait for the rivals to go.
@@ -289,6 +285,32 @@ impl Contender {
                 Ok(wait_or_busy)
             }
         }
+    }
+
+    /// Draws a fencing token larger than every earlier holder's: one more
+    /// than the largest fence file the deciding listing showed (that listing
+    /// is fresh, and every earlier holder made its fence file while it held
+    /// the lock, before it left), created exclusively so two can never draw
+    /// the same number; then the older fence files are tidied away.
+    fn draw_fence(&mut self) -> Result<u64> {
+        let mut n = self.max_fence + 1;
+        loop {
+            match self.shared.folder.write_temp(&fence_name(n), b"") {
+                Ok(()) => break,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists && n < self.max_fence + 64 =>
+                {
+                    n += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for old in self.max_fence.saturating_sub(8)..n.saturating_sub(1) {
+            if old > 0 {
+                let _ = self.shared.folder.remove(fence_name(old).as_bytes());
+            }
+        }
+        Ok(n)
     }
 
     /// Publishes our queue marker (an empty `.wait` file named with our age
@@ -347,94 +369,4 @@ impl Drop for Contender {
         // exit.
         let _ = self.abandon();
     }
-}
-
-/// Removes a provably stale entry by its name. `Ok(false)` if it was already
-/// gone.
-pub(crate) fn remove_stale(shared: &Shared, name: &[u8], cache: &mut Cache) -> Result<bool> {
-    cache.forget(name);
-    shared
-        .folder
-        .remove(name)
-        .map_err(|e| Error::io(Op::Remove, shared.path_of(name), e))
-}
-
-/// Step 20: write the bid under a temporary name, then move it into place
-/// without replacing anything, so no reader ever sees it half-written.
-fn bid(shared: &Shared, token: &mut Token) -> Result<String> {
-    let path = shared.folder.path();
-    let ident = |e| Error::io(Op::Identity, path, e);
-    let me = liveness::current().map_err(ident)?;
-    let owner = match shared.owner {
-        Some(pid) => liveness::of_pid(pid).map_err(ident)?,
-        None => me.clone(),
-    };
-    let content = BidRecord {
-        pid: owner.pid,
-        created: owner.created,
-        version: Some(FORMAT_VERSION),
-        host: Some(owner.host.clone()),
-        owner: Some(owner.owner.clone()),
-        unreadable_owner: None,
-        group: shared.group,
-        published_ms: Some(now_unix().as_millis() as u64),
-        mode: (shared.mode != Mode::Exclusive).then_some(shared.mode),
-        slots: (shared.slots != 1).then_some(shared.slots),
-        label: shared.label.clone(),
-        command: shared.command.clone(),
-    }
-    .to_bytes();
-    // A clash of 62 random bits is not expected; if it happens, draw again.
-    // A temporary removed under us (as stale, by a reader that could not
-    // see us) is written again.
-    let mut attempts = 0;
-    loop {
-        let temp = SideName {
-            token: *token,
-            pid: me.pid,
-            owner: me.key(),
-            queue: false,
-        }
-        .file_name();
-        let name = token.bid_name();
-        shared.folder.write_temp(&temp, &content)?;
-        match shared.folder.publish(&temp, &name) {
-            Ok(()) => return Ok(name),
-            Err(e) => {
-                let _ = shared.folder.remove(temp.as_bytes());
-                attempts += 1;
-                let retry = matches!(
-                    e.kind(),
-                    std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound
-                );
-                if retry && attempts < 3 {
-                    *token = token.renew();
-                    continue;
-                }
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// Deletes one of our own entries (bid or marker), forgetting it once gone.
-/// A failure is reported with the path, and the name is kept so a later
-/// attempt (or `Drop`) can retry.
-fn remove_own(shared: &Shared, slot: &mut Option<String>) -> Result<()> {
-    if let Some(name) = slot.as_deref() {
-        shared
-            .folder
-            .remove(name.as_bytes())
-            .map_err(|source| Error::WithdrawFailed {
-                path: shared.path_of(name.as_bytes()),
-                source,
-            })?;
-        *slot = None;
-    }
-    Ok(())
-}
-
-/// Steps 40 and 60: delete our bid by its name. `Ok(false)` if it had vanished.
-pub(crate) fn delete_bid(shared: &Shared, name: &str) -> std::io::Result<bool> {
-    shared.folder.remove(name.as_bytes())
 }

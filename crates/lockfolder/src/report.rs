@@ -1,17 +1,12 @@
 //! What a lock folder holds, told truthfully: every entry with its state
-//! and the part it plays (holder, waiter, neither), whether a newcomer would
-//! have to wait and for what; and the administrative operations built on
-//! the same judgement (`clean`, `challenge`, `remove_forced`).
+//! and the part it plays (holder, waiter, neither). `admin.rs` builds the
+//! folder's status and the administrative operations on these.
 
 use crate::bid::{BidRecord, Mode};
-use crate::decide::{self, Me, Role as Part, Rules, Tally};
-use crate::error::{Error, Op, Result};
-use crate::fsinfo::Filesystem;
 use crate::identity::{Owner, StaleReason, Verdict};
-use crate::names::{classify_name, NameKind};
-use crate::protocol::{remove_stale, Shared, HANDOVER};
-use crate::scan::{self, Cache, Seen, What};
-use crate::store::RawEntry;
+use crate::protocol::HANDOVER;
+use crate::scan::{Seen, What};
+use crate::shared::Shared;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -36,6 +31,15 @@ pub enum State {
 }
 
 impl State {
+    /// One of each state (the stale one with any reason), for tools that
+    /// must name them all.
+    pub const ALL: [State; 4] = [
+        State::Live,
+        State::Stale(StaleReason::Gone),
+        State::Foreign,
+        State::NotABid,
+    ];
+
     /// Whether an entry in this state can keep others out.
     pub fn blocks(&self) -> bool {
         !matches!(self, State::Stale(_))
@@ -65,6 +69,9 @@ pub enum EntryKind {
     /// A waiting contender's place in the queue (`.lockfolder-*.wait`);
     /// never a rival.
     QueueMarker,
+    /// `.lockfolder-fence-<N>`: the fencing token drawn by the last holders;
+    /// never a rival.
+    Fence,
     /// A filesystem's name for a file deleted while open (`.nfsXXXX`,
     /// `.fuse_hiddenXXXX`): a bid that is already gone; never a rival, never
     /// ours to remove (its filesystem does it when the file is closed).
@@ -74,8 +81,19 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Every kind, for tools that must name them all.
+    pub const ALL: [EntryKind; 7] = [
+        EntryKind::Bid,
+        EntryKind::LegacyBid,
+        EntryKind::Temporary,
+        EntryKind::QueueMarker,
+        EntryKind::Artefact,
+        EntryKind::Fence,
+        EntryKind::Other,
+    ];
+
     /// Short lowercase name: `bid`, `legacy-bid`, `temporary`,
-    /// `queue-marker`, `artefact`, `other`.
+    /// `queue-marker`, `artefact`, `fence`, `other`.
     pub fn as_str(&self) -> &'static str {
         match self {
             EntryKind::Bid => "bid",
@@ -83,6 +101,7 @@ impl EntryKind {
             EntryKind::Temporary => "temporary",
             EntryKind::QueueMarker => "queue-marker",
             EntryKind::Artefact => "artefact",
+            EntryKind::Fence => "fence",
             EntryKind::Other => "other",
         }
     }
@@ -103,6 +122,9 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role, for tools that must name them all.
+    pub const ALL: [Role; 3] = [Role::Holder, Role::Waiter, Role::None];
+
     /// `holder`, `waiter`, `none`.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -155,32 +177,39 @@ pub struct Holder {
     pub label: Option<String>,
     /// The holder's command line, if recorded or readable here.
     pub command: Option<String>,
+    /// The lease the bid is held under, if any.
+    pub lease: Option<Duration>,
+    /// When its lease was last renewed (the bid's modification time, by the
+    /// file server's clock).
+    pub renewed: Option<SystemTime>,
+    /// A filesystem its owner accepted by explicit opt-in.
+    pub allowed_fs: Option<String>,
 }
 
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+fn from_ms(ms: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
 /// When the owner started, from its platform's identity (display only).
+/// Checked arithmetic throughout: the numbers come from someone else's file.
 fn started(rec: &BidRecord) -> Option<SystemTime> {
+    let at = |d: Duration| UNIX_EPOCH.checked_add(d);
     match &rec.owner {
-        Some(Owner::Linux(o)) => Some(
-            UNIX_EPOCH
-                + Duration::from_secs(o.boot_time)
-                + Duration::from_millis(o.start_ticks.saturating_mul(1000) / o.clk_tck.max(1)),
-        ),
+        Some(Owner::Linux(o)) => at(Duration::from_secs(o.boot_time).checked_add(
+            Duration::from_millis(o.start_ticks.saturating_mul(1000) / o.clk_tck.max(1)),
+        )?),
         // FILETIME: 100 ns since 1601-01-01, which is 11644473600 s before
         // the Unix epoch.
         Some(Owner::Windows(o)) => (o.created / 10)
             .checked_sub(11_644_473_600_000_000)
-            .map(|us| UNIX_EPOCH + Duration::from_micros(us)),
-        Some(Owner::Macos(o)) => Some(UNIX_EPOCH + Duration::from_micros(o.start_us)),
-        Some(Owner::Freebsd(o)) => {
-            Some(UNIX_EPOCH + Duration::from_micros(o.boot_time_us.saturating_add(o.start_us)))
-        }
+            .and_then(|us| at(Duration::from_micros(us))),
+        Some(Owner::Macos(o)) => at(Duration::from_micros(o.start_us)),
+        Some(Owner::Freebsd(o)) => at(Duration::from_micros(
+            o.boot_time_us.saturating_add(o.start_us),
+        )),
         None => u64::try_from(rec.created)
             .ok()
-            .map(|s| from_ms(s.saturating_mul(1000))),
+            .and_then(|s| from_ms(s.saturating_mul(1000))),
     }
 }
 
@@ -205,6 +234,9 @@ impl Holder {
             group: None,
             label: None,
             command: None,
+            lease: None,
+            renewed: None,
+            allowed_fs: None,
         }
     }
 
@@ -213,7 +245,7 @@ impl Holder {
     pub fn blocks(&self) -> bool {
         !matches!(
             self.kind,
-            EntryKind::Temporary | EntryKind::QueueMarker | EntryKind::Artefact
+            EntryKind::Temporary | EntryKind::QueueMarker | EntryKind::Artefact | EntryKind::Fence
         ) && self.state.blocks()
     }
 
@@ -241,6 +273,13 @@ impl Holder {
         }
         if self.stopped {
             s.push_str(" (stopped)");
+        }
+        if let (Some(l), Some(r)) = (self.lease, self.renewed) {
+            let ago = r.elapsed().map_or(0.0, |d| d.as_secs_f64());
+            s.push_str(&format!(
+                ", lease {:.1}s renewed {ago:.1}s ago by this machine's clock",
+                l.as_secs_f64()
+            ));
         }
         if self.pid.is_some() {
             if let (State::Foreign | State::Stale(_), Some(n)) = (self.state, &self.note) {
@@ -298,8 +337,8 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
                 .map(|o| o.os().to_owned())
                 .or_else(|| rec.unreadable_owner.clone());
             h.started = started(rec);
-            h.acquired = rec.published_ms.map(from_ms);
-            h.waiting_since = token.waiting_since_ms().map(from_ms);
+            h.acquired = rec.published_ms.and_then(from_ms);
+            h.waiting_since = token.waiting_since_ms().and_then(from_ms);
             h.mode = Some(rec.mode());
             h.slots = Some(rec.slots());
             h.group = rec.group;
@@ -308,6 +347,11 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             if h.command.is_none() && state == State::Live {
                 h.command = crate::liveness::command_line(rec.pid);
             }
+            h.lease = rec.lease_ms.map(Duration::from_millis);
+            if h.lease.is_some() {
+                h.renewed = shared.folder.fresh_mtime(&s.name).ok();
+            }
+            h.allowed_fs = rec.allowed_fs.clone();
             if h.role == Role::Waiter && h.note.is_none() {
                 h.note = Some("first in line: keeps its bid while it waits".to_owned());
             }
@@ -322,7 +366,7 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             let mut h = Holder::bare(shared, &s.name, kind, state);
             h.pid = Some(side.pid);
             h.stopped = s.stopped();
-            h.waiting_since = side.token.waiting_since_ms().map(from_ms);
+            h.waiting_since = side.token.waiting_since_ms().and_then(from_ms);
             h.role = match (side.queue, state) {
                 (true, State::Live | State::Foreign) => Role::Waiter,
                 _ => Role::None,
@@ -351,6 +395,11 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
             h.note = Some(note.clone());
             h
         }
+        What::Fence(n) => {
+            let mut h = Holder::bare(shared, &s.name, EntryKind::Fence, State::Live);
+            h.note = Some(format!("fencing token {n}, drawn by a holder"));
+            h
+        }
         What::Artefact => {
             let mut h = Holder::bare(shared, &s.name, EntryKind::Artefact, State::NotABid);
             h.note = Some(
@@ -359,172 +408,6 @@ pub(crate) fn describe(shared: &Shared, s: &Seen, markers: &HashSet<[u8; 8]>) ->
                     .to_owned(),
             );
             h
-        }
-    }
-}
-
-/// A lock folder at one moment.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Status {
-    /// Every entry, in name order (which is queue order for our bids and
-    /// markers: names begin with the waiter's age).
-    pub entries: Vec<Holder>,
-    /// Whether a new blocking acquisition would have to wait now (the lock
-    /// is held, or live waiters are queued ahead of it).
-    pub would_wait: bool,
-    /// What it would wait for: the entries that keep it out, then the
-    /// waiters it would queue behind. Empty when `would_wait` is false.
-    pub blockers: Vec<Holder>,
-    /// The filesystem the folder lives on.
-    pub filesystem: Filesystem,
-}
-
-impl Status {
-    /// Whether anything holds or blocks the lock (queued waiters aside).
-    pub fn held(&self) -> bool {
-        self.entries.iter().any(Holder::blocks)
-    }
-}
-
-fn listing(shared: &Shared) -> Result<Vec<Seen>> {
-    scan::list(&shared.folder, true, &shared.judge(), &mut Cache::default())
-}
-
-/// Every entry of the folder, judged, nothing removed.
-pub(crate) fn status(shared: &Shared) -> Result<Status> {
-    let seen = listing(shared)?;
-    let markers = scan::marker_ages(&seen);
-    // A newcomer is younger than every waiter already queued.
-    let me = Me {
-        age: decide::Key::MAX,
-        token: decide::Key::MAX,
-        mode: shared.mode,
-        slots: shared.slots,
-        waiting: true,
-        may_keep: true,
-    };
-    let mut parts = Vec::new();
-    for s in &seen {
-        // A stopped or unjudgeable waiter loses its turn within HANDOVER.
-        let expired =
-            s.is_marker() && (s.stopped() || matches!(s.verdict, Verdict::Unjudgeable(_)));
-        let part = decide::role(&me, &s.entry(&markers, expired), &Rules::REAL)
-            .unwrap_or(Part::Rival { older: false });
-        parts.push(part);
-    }
-    let tally = Tally::of(parts.iter().copied());
-    let would_wait = decide::newcomer_waits(&tally, &me, &Rules::REAL);
-    let full = tally.blocked(&me, &Rules::REAL);
-    let mut entries = Vec::with_capacity(seen.len());
-    let mut blockers = Vec::new();
-    let mut queued = Vec::new();
-    for (s, part) in seen.iter().zip(parts) {
-        let h = describe(shared, s, &markers);
-        match part {
-            Part::Rival { .. } if would_wait => blockers.push(h.clone()),
-            Part::Peer { .. } if would_wait && full => blockers.push(h.clone()),
-            Part::Ahead if would_wait => queued.push(h.clone()),
-            _ => {}
-        }
-        entries.push(h);
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    queued.sort_by(|a, b| a.name.cmp(&b.name));
-    blockers.extend(queued);
-    Ok(Status {
-        entries,
-        would_wait,
-        blockers,
-        filesystem: shared.folder.filesystem().clone(),
-    })
-}
-
-/// Removes stale bids and side files, and says which.
-pub(crate) fn clean(shared: &Shared) -> Result<Vec<Holder>> {
-    let mut cache = Cache::default();
-    let seen = scan::list(&shared.folder, true, &shared.judge(), &mut cache)?;
-    let markers = scan::marker_ages(&seen);
-    let mut removed = Vec::new();
-    for s in &seen {
-        let removable = s.verdict.is_stale() && matches!(s.what, What::Bid { .. } | What::Side(_));
-        if removable && remove_stale(shared, &s.name, &mut cache)? {
-            removed.push(describe(shared, s, &markers));
-        }
-    }
-    Ok(removed)
-}
-
-fn inspect_one(shared: &Shared, name: &[u8]) -> Result<Option<Seen>> {
-    let kind = match shared.folder.lstat_type(name) {
-        Ok(k) => k,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(Op::ReadEntry, shared.path_of(name), e)),
-    };
-    let raw = RawEntry {
-        name: name.to_vec(),
-        kind,
-    };
-    Ok(scan::inspect(
-        &shared.folder,
-        &raw,
-        &shared.judge(),
-        &mut Cache::default(),
-    ))
-}
-
-/// Judges one entry by name and removes it if it is a stale bid or side
-/// file (1.0.2's `challenge`). `Ok(true)` if it was stale and is now gone.
-pub(crate) fn challenge(shared: &Shared, name: &[u8]) -> Result<bool> {
-    match inspect_one(shared, name)? {
-        Some(s) if s.verdict.is_stale() && matches!(s.what, What::Bid { .. } | What::Side(_)) => {
-            remove_stale(shared, name, &mut Cache::default())
-        }
-        _ => Ok(false),
-    }
-}
-
-/// Removes one entry an operator names, for the cases no proof can settle
-/// (a container killed as a whole, a host gone for good, a 1.0.2 bid left
-/// empty by a crash). Only entries named like bids or side files are
-/// removed, never other files; and never the bid of a process this machine
-/// can see alive.
-pub(crate) fn remove_forced(shared: &Shared, name: &[u8]) -> Result<Holder> {
-    let path = shared.path_of(name);
-    let refuse = |why: String| Error::Refused {
-        path: path.clone(),
-        why,
-    };
-    if matches!(classify_name(name), NameKind::Other | NameKind::Artefact) {
-        return Err(refuse(
-            "not named like a bid or a lockfolder side file; lockfolder never removes other \
-             files (remove it yourself if you are sure)"
-                .to_owned(),
-        ));
-    }
-    let Some(s) = inspect_one(shared, name)? else {
-        return Err(Error::io(
-            Op::ReadEntry,
-            path,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    };
-    let markers = scan::marker_ages(std::slice::from_ref(&s));
-    let h = describe(shared, &s, &markers);
-    match (&s.what, &s.verdict) {
-        (What::NotABid { note }, _) => Err(refuse(format!("not a regular file ({note})"))),
-        (_, Verdict::Live { .. }) if !matches!(s.what, What::Unreadable { .. }) => {
-            Err(refuse(format!(
-                "its process is alive on this machine, or cannot be proven dead ({})",
-                h.describe()
-            )))
-        }
-        _ => {
-            shared
-                .folder
-                .remove(name)
-                .map_err(|e| Error::io(Op::Remove, shared.path_of(name), e))?;
-            Ok(h)
         }
     }
 }

@@ -27,7 +27,7 @@ pub(crate) struct Seen {
 pub(crate) enum What {
     Bid {
         token: Token,
-        rec: BidRecord,
+        rec: Box<BidRecord>,
     },
     Side(SideName),
     /// Named like a bid, but its content is not one.
@@ -39,6 +39,8 @@ pub(crate) enum What {
     },
     /// A filesystem's name for a deleted file still open (`.nfsXXXX`).
     Artefact,
+    /// A fencing token's file.
+    Fence(u64),
 }
 
 impl Seen {
@@ -95,7 +97,8 @@ impl Seen {
             What::Side(_) => Class::Temp,
             What::Unreadable { .. } => Class::Unreadable,
             What::NotABid { .. } => Class::NotABid,
-            What::Artefact => Class::Artefact,
+            // Fence files are bookkeeping of holders: nothing to the rules.
+            What::Artefact | What::Fence(_) => Class::Artefact,
         };
         decide::Entry {
             class,
@@ -146,6 +149,49 @@ impl Cache {
     }
 }
 
+/// The file server's clock, as far as a reader can know it: the
+/// modification time of a file of its own that it has just written (or
+/// touched). Read at most once per listing, and only if a lease needs it.
+pub(crate) struct ServerClock {
+    /// Our own freshest file: our bid (just published) or our queue marker
+    /// (touched before being read).
+    own: Option<(Vec<u8>, bool)>,
+    now: Option<Option<std::time::SystemTime>>,
+}
+
+impl ServerClock {
+    /// No file of ours to read the server's time from.
+    pub fn none() -> ServerClock {
+        ServerClock {
+            own: None,
+            now: None,
+        }
+    }
+
+    /// From our own file `name`; `touch`: stamp it first (a marker written
+    /// long ago).
+    pub fn from_own(name: &str, touch: bool) -> ServerClock {
+        ServerClock {
+            own: Some((name.as_bytes().to_vec(), touch)),
+            now: None,
+        }
+    }
+
+    fn now(&mut self, folder: &Folder) -> Option<std::time::SystemTime> {
+        if let Some(n) = self.now {
+            return n;
+        }
+        let n = self.own.as_ref().and_then(|(name, touch)| {
+            if *touch {
+                folder.touch(name).ok()?;
+            }
+            folder.fresh_mtime(name).ok()
+        });
+        self.now = Some(n);
+        n
+    }
+}
+
 /// Lists the folder and inspects every entry. With `verify`, first makes
 /// sure the path still names the folder we hold open (the deciding listing
 /// does). Entries that vanish meanwhile are left out.
@@ -154,15 +200,66 @@ pub(crate) fn list(
     verify: bool,
     judge: &Judge,
     cache: &mut Cache,
+    clock: &mut ServerClock,
 ) -> Result<Vec<Seen>> {
+    list_but(folder, verify, judge, cache, clock, &[]).map(|(seen, _)| seen)
+}
+
+/// [`list`], leaving out the entries named in `own` (ours: nothing to
+/// inspect or judge), and saying which of them were listed.
+pub(crate) fn list_but(
+    folder: &Folder,
+    verify: bool,
+    judge: &Judge,
+    cache: &mut Cache,
+    clock: &mut ServerClock,
+    own: &[&[u8]],
+) -> Result<(Vec<Seen>, Vec<bool>)> {
     let raw = folder.list(verify)?;
     let mut out = Vec::with_capacity(raw.len());
+    let mut present = vec![false; own.len()];
     for r in &raw {
-        if let Some(s) = inspect(folder, r, judge, cache) {
+        if let Some(i) = own.iter().position(|o| *o == r.name.as_slice()) {
+            present[i] = true;
+            continue;
+        }
+        if let Some(mut s) = inspect(folder, r, judge, cache) {
+            judge_lease(folder, &mut s, clock);
             out.push(s);
         }
     }
-    Ok(out)
+    Ok((out, present))
+}
+
+/// A bid whose owner nobody here can judge, but which carries a lease, is
+/// stale once its lease has lapsed by the server's clock. Never cached: the
+/// owner renews it.
+fn judge_lease(folder: &Folder, s: &mut Seen, clock: &mut ServerClock) {
+    let What::Bid { rec, .. } = &s.what else {
+        return;
+    };
+    let (Some(ms), Verdict::Unjudgeable(_)) = (rec.lease_ms, &s.verdict) else {
+        return;
+    };
+    let Some(server_now) = clock.now(folder) else {
+        return;
+    };
+    let Ok(renewed) = folder.fresh_mtime(&s.name) else {
+        return;
+    };
+    if crate::lease::expired(std::time::Duration::from_millis(ms), renewed, server_now) {
+        s.verdict = Verdict::Stale(crate::identity::StaleReason::LeaseExpired);
+    }
+}
+
+impl Seen {
+    /// A bid nobody can judge that carries a lease: it may expire.
+    pub fn has_unjudged_lease(&self) -> bool {
+        matches!(
+            (&self.what, &self.verdict),
+            (What::Bid { rec, .. }, Verdict::Unjudgeable(_)) if rec.lease_ms.is_some()
+        )
+    }
 }
 
 /// Looks at one entry without ever following a symlink, opening a FIFO or
@@ -184,6 +281,11 @@ pub(crate) fn inspect(
         verdict: Verdict::LIVE,
     };
     match classify_name(&raw.name) {
+        NameKind::Fence(n) => Some(Seen {
+            name: raw.name.clone(),
+            what: What::Fence(n),
+            verdict: Verdict::LIVE,
+        }),
         NameKind::Artefact => Some(Seen {
             name: raw.name.clone(),
             what: What::Artefact,
@@ -216,7 +318,16 @@ pub(crate) fn inspect(
             }
         }
         NameKind::Bid(token) => {
-            let rec = match cache.records.get(&raw.name) {
+            // On a network filesystem a listing made without a change of our
+            // own may still show a bid deleted elsewhere (a stale directory
+            // cache); opening it is fresh (close-to-open), so re-read it
+            // instead of trusting what we read under that name before, and
+            // a deleted one counts as gone instead of holding the queue.
+            let cached = match folder.filesystem().single_kernel() {
+                true => cache.records.get(&raw.name),
+                false => None,
+            };
+            let rec = match cached {
                 Some(rec) => rec.clone(),
                 None => match folder.read_entry(&raw.name) {
                     Content::Vanished => return None,
@@ -241,7 +352,10 @@ pub(crate) fn inspect(
             let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
-                what: What::Bid { token, rec },
+                what: What::Bid {
+                    token,
+                    rec: Box::new(rec),
+                },
                 verdict,
             })
         }

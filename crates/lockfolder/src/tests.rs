@@ -280,12 +280,17 @@ mod parsers {
                 proptest::option::of(".{0,60}"),
                 proptest::option::of(".{0,60}"),
             ),
+            (
+                proptest::option::of(any::<u64>()),
+                proptest::option::of("[a-z.0-9]{1,20}"),
+            ),
         )
             .prop_map(
                 |(
                     (pid, created, version),
                     (host, owner),
                     (group, published_ms, mode, slots, label, command),
+                    (lease_ms, allowed_fs),
                 )| {
                     BidRecord {
                         pid,
@@ -300,6 +305,8 @@ mod parsers {
                         slots,
                         label,
                         command,
+                        lease_ms,
+                        allowed_fs,
                     }
                 },
             )

@@ -8,9 +8,10 @@
 
 use crate::decide::Role;
 use crate::error::{Error, Result};
-use crate::protocol::{Contender, Shared, Step};
+use crate::protocol::{Contender, Step};
 use crate::report;
 use crate::scan::{self, Seen};
+use crate::shared::Shared;
 use crate::wake::{self, ExitWatch, Notifier, Wake, Watch};
 use crate::LockGuard;
 use std::collections::HashMap;
@@ -161,8 +162,8 @@ impl Waiter {
                 });
             }
             match self.contender.attempt(true)? {
-                Step::Held(name) => {
-                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), name)));
+                Step::Held(e) => {
+                    return Ok(Some(LockGuard::new(self.contender.shared.clone(), e)));
                 }
                 Step::Busy | Step::Wait => {}
             }

@@ -48,9 +48,32 @@ fn legacy_created() -> i64 {
     btime + ticks / rustix::param::clock_ticks_per_second() as i64
 }
 
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
+/// machine (PID namespaces do not change it), so children can order events.
+#[cfg(unix)]
+fn mono_ns() -> u128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
+}
+
+/// Whether `pid` is a running process. A killed worker stays a zombie
+/// until the test reaps it, and its occupancy marker is still there: a
+/// zombie can never be inside the critical section again, so it does not
+/// count (counting it reported holders that were not there).
 #[cfg(unix)]
 fn alive(pid: u32) -> bool {
-    rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap()).is_ok()
+    let signalable =
+        rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap())
+            .is_ok();
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with(['Z', 'X']))
+        })
+        .unwrap_or(false);
+    signalable && !zombie
 }
 
 /// Whether `pid` names a process that has not exited (a process handle
@@ -147,12 +170,63 @@ pub fn run(role: &str) -> i32 {
                 }
             }
         }
+        // Take the lock under a lease of args[1] ms; say LOCKED <fence>
+        // <monotonic ns>; LOST <monotonic ns> if the lease lapses; hold until
+        // stdin closes; say RELEASED ok|lost.
+        // Used by the lease tests, which play hosts with PID namespaces.
+        #[cfg(unix)]
+        "lease-hold" => {
+            let ms: u64 = args[1].parse().unwrap();
+            let lf = LockFolder::builder(args[0])
+                .lease(Duration::from_millis(ms))
+                .on_lost(|_| say(&format!("LOST {}", mono_ns())))
+                .open()
+                .unwrap();
+            let g = lf.lock().unwrap();
+            say(&format!(
+                "LOCKED {} {}",
+                g.fencing_token().unwrap_or(0),
+                mono_ns()
+            ));
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+            match g.release() {
+                Ok(()) => say("RELEASED ok"),
+                Err(lockfolder::Error::LockLost { .. }) => say("RELEASED lost"),
+                Err(e) => say(&format!("RELEASED error {e}")),
+            }
+            0
+        }
+        // Wait up to args[1] ms for the lock (with fencing); say GOT <fence>
+        // <monotonic ns> or ERR.
+        // Used by the lease tests, which play hosts with PID namespaces.
+        #[cfg(unix)]
+        "fenced-wait" => {
+            let ms: u64 = args[1].parse().unwrap();
+            let lf = LockFolder::builder(args[0]).fencing(true).open().unwrap();
+            say("WAITING");
+            match lf.lock_timeout(Duration::from_millis(ms)) {
+                Ok(g) => {
+                    say(&format!(
+                        "GOT {} {}",
+                        g.fencing_token().unwrap_or(0),
+                        mono_ns()
+                    ));
+                    g.release().unwrap();
+                }
+                Err(e) => say(&format!("ERR {e}")),
+            }
+            0
+        }
         // Wait up to args[1] ms, report the outcome and how long it took.
         "wait" => {
             let lf = LockFolder::new(args[0]).unwrap();
             let ms: u64 = args[1].parse().unwrap();
-            say("WAITING");
+            // The clock starts before the parent can know we wait, so
+            // "waited at least as long as the parent held" is a lower bound
+            // even if we are descheduled right after saying so.
             let t = Instant::now();
+            say("WAITING");
             match lf.lock_timeout(Duration::from_millis(ms)) {
                 Ok(g) => {
                     say(&format!("GOT {}", t.elapsed().as_micros()));

@@ -16,6 +16,10 @@ pub const TESTS: &[TestFn] = &[
         "hostile::temporary_files_are_not_rivals",
         temporary_files_are_not_rivals,
     ),
+    (
+        "hostile::absurd_numbers_in_bids_never_panic",
+        absurd_numbers_in_bids_never_panic,
+    ),
 ];
 
 /// Makes a hostile entry in the folder (the first path) and returns what
@@ -230,4 +234,49 @@ fn temporary_files_are_not_rivals() {
         "a dead writer's temporary is cleaned"
     );
     g.release().unwrap();
+}
+
+/// Every number a bid carries comes from someone else's file: extreme
+/// values must not overflow anything (times, leases, PIDs, ticks).
+fn absurd_numbers_in_bids_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for (pid, created, big) in [
+        (u32::MAX, i64::MIN, u64::MAX),
+        (1, i64::MAX, u64::MAX),
+        (u32::MAX, 0, 0),
+    ] {
+        for os in ["linux", "windows", "macos", "freebsd"] {
+            let owner = match os {
+                "linux" => format!(
+                    r#"{{"os":"linux","boot_id":"x","boot_time":{big},"pid_ns":{big},"start_ticks":{big},"clk_tck":0}}"#
+                ),
+                "windows" => format!(r#"{{"os":"windows","machine_guid":"x","created":{big}}}"#),
+                "macos" => format!(
+                    r#"{{"os":"macos","host_uuid":"x","boot_session":"y","start_us":{big}}}"#
+                ),
+                _ => format!(
+                    r#"{{"os":"freebsd","host_uuid":"x","boot_time_us":{big},"start_us":{big}}}"#
+                ),
+            };
+            let bid = format!(
+                r#"{{"PID":{pid},"CREATED":{created},"lockfolder":3,"owner":{owner},"published_ms":{big},"lease_ms":{big},"slots":1,"group":{pid}}}"#
+            );
+            write_bid(dir.path(), bid.as_bytes());
+        }
+        write_bid(
+            dir.path(),
+            format!(r#"{{"PID":{pid},"CREATED":{created}}}"#).as_bytes(),
+        );
+    }
+    let d = dir.path().to_path_buf();
+    within(Duration::from_secs(20), move || {
+        let lf = LockFolder::new(&d).unwrap();
+        let st = lf.status().unwrap();
+        for h in &st.entries {
+            let _ = h.describe();
+        }
+        let _ = lf.try_lock().unwrap();
+        let _ = lf.clean().unwrap();
+        let _ = lf.lock_timeout(Duration::from_millis(50));
+    });
 }

@@ -146,7 +146,12 @@ fn stopped_waiter_loses_its_turn() {
     signal(first.pid(), rustix::process::Signal::STOP);
     let second = spawn("queue", &[d, "60000"]);
     second.expect("QUEUED", T);
-    let st = lf.status().unwrap();
+    let end = Instant::now() + T;
+    let mut st = lf.status().unwrap();
+    while !st.entries.iter().any(|h| h.stopped) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+        st = lf.status().unwrap();
+    }
     let stopped: Vec<_> = st.entries.iter().filter(|h| h.stopped).collect();
     assert_eq!(stopped.len(), 1, "{st:?}");
     assert_eq!(stopped[0].pid, Some(first.pid()));
@@ -178,25 +183,27 @@ fn status_tells_holders_from_waiters() {
     assert_eq!(by_pid(waiter.pid()).kind, EntryKind::QueueMarker);
     let blockers: Vec<_> = st.blockers.iter().map(|h| h.pid).collect();
     assert_eq!(blockers, vec![Some(holder.pid()), Some(waiter.pid())]);
-    // A holder stopped inside its critical section is shown as such.
-    // SIGSTOP takes effect asynchronously: look until it has (or 2 s).
     #[cfg(unix)]
     {
+        // A holder stopped inside its critical section is shown as such (once
+        // the signal has taken effect).
         signal(holder.pid(), rustix::process::Signal::STOP);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let h = loop {
+        let stopped = |lf: &LockFolder| {
             let st = lf.status().unwrap();
             let h = st
                 .entries
-                .into_iter()
+                .iter()
                 .find(|h| h.pid == Some(holder.pid()))
-                .unwrap();
-            if h.stopped || Instant::now() >= deadline {
-                break h;
-            }
-            std::thread::sleep(Duration::from_millis(5));
+                .unwrap()
+                .clone();
+            (h.stopped && h.describe().contains("stopped"), h)
         };
-        assert!(h.stopped && h.describe().contains("stopped"), "{h:?}");
+        let end = Instant::now() + T;
+        while !stopped(&lf).0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (ok, h) = stopped(&lf);
+        assert!(ok, "{h:?}");
         signal(holder.pid(), rustix::process::Signal::CONT);
     }
     assert_eq!(holder.finish(T), 0);

@@ -10,6 +10,7 @@ mod contention;
 mod folder;
 mod hostile;
 mod identity;
+mod leases;
 mod modes;
 #[cfg(target_os = "linux")]
 mod namespaces;
@@ -35,6 +36,7 @@ fn main() {
         .chain(folder::TESTS)
         .chain(hostile::TESTS)
         .chain(identity::TESTS)
+        .chain(leases::TESTS)
         .chain(modes::TESTS)
         .chain(namespaces)
         .chain(queue::TESTS)

@@ -31,9 +31,14 @@ pub fn spawn_in(prefix: &[&str], role: &str, args: &[&str]) -> Proc {
         }
         None => Command::new(&exe),
     };
+    cmd.env("LF_ROLE", role).env("LF_ARGS", args.join("\u{1f}"));
+    spawn_cmd(cmd)
+}
+
+/// Starts a prepared command (which must run this binary in a role) with
+/// its stdin and stdout piped to the test.
+pub fn spawn_cmd(mut cmd: Command) -> Proc {
     let mut child = cmd
-        .env("LF_ROLE", role)
-        .env("LF_ARGS", args.join("\u{1f}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

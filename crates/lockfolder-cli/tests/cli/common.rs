@@ -5,9 +5,44 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `lockfolder` binary built for these tests.
+/// The `lockfolder` binary built for these tests, or the one named by
+/// `LOCKFOLDER_TEST_BIN` (to run this suite against another build, e.g. an
+/// older commit, and see which tests it fails).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lockfolder"))
+    std::env::var_os("LOCKFOLDER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockfolder")))
+}
+
+/// The write end of a pipe whose read end is already closed: writing to it
+/// fails with EPIPE, as a pipe into `head` does once `head` has exited.
+pub fn closed_pipe() -> Stdio {
+    let (r, w) = rustix::pipe::pipe().expect("pipe");
+    drop(r);
+    Stdio::from(w)
+}
+
+/// Waits for a file to exist and returns its trimmed content.
+pub fn read_when_there(path: &Path, limit: Duration) -> String {
+    assert!(
+        wait_until(limit, || std::fs::read_to_string(path)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "{} never appeared",
+        path.display()
+    );
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// `lockfolder run -n DIR -- true`: 0 if the lock was free, 1 if held.
+pub fn try_run(d: &Path) -> i32 {
+    Command::new(bin())
+        .args(["run", "-n", "-q"])
+        .arg(d)
+        .args(["--", "true"])
+        .status()
+        .expect("run lockfolder")
+        .code()
+        .expect("exit code")
 }
 
 /// `lockfolder ARGS`, for assert_cmd, with a deadline so a hang fails.

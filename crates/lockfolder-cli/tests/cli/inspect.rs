@@ -127,9 +127,13 @@ fn status_and_clean_with_live_stale_foreign_and_junk() {
         .clone();
     let text = String::from_utf8(text).unwrap();
     assert!(
-        text.starts_with(&format!("{ds}: locked (3 blocking entries)")),
+        text.starts_with(&format!(
+            "{ds}: held by 2 holders, 1 entry that blocks it; a new acquisition would wait"
+        )),
         "{text}"
     );
+    assert!(text.contains("filesystem "), "{text}");
+    assert!(text.contains("waits for "), "{text}");
     for (name, state) in [
         (live_name.as_str(), "live"),
         (STALE, "stale"),
@@ -173,20 +177,45 @@ fn status_and_clean_with_live_stale_foreign_and_junk() {
         .success()
         .stdout("nothing to remove\n");
 
-    // Released, the foreign bid and the junk file still hold the lock.
+    // --force: refused for a file that is not a bid and for a live local
+    // bid (exit 77, nothing removed); done for the foreign bid.
+    lockfolder()
+        .args(["clean", "--force", JUNK, ds])
+        .assert()
+        .code(77)
+        .stderr(predicate::str::contains("refused"));
+    lockfolder()
+        .args(["clean", "--force", live_name.as_str(), ds])
+        .assert()
+        .code(77)
+        .stderr(predicate::str::contains("alive"));
+    assert_eq!(entries(&d), expect);
+    lockfolder()
+        .args(["clean", "--force", FOREIGN, ds])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "removed by force {FOREIGN}"
+        )));
+    let mut expect = vec![live_name.clone(), JUNK.to_owned()];
+    expect.sort();
+    assert_eq!(entries(&d), expect);
+
+    // Released, the junk file still blocks the lock.
     live.release().unwrap();
     lockfolder()
         .args(["status", "-q", ds])
         .assert()
         .code(1)
         .stdout("");
-    std::fs::remove_file(d.join(FOREIGN)).unwrap();
     std::fs::remove_file(d.join(JUNK)).unwrap();
     lockfolder()
         .args(["status", ds])
         .assert()
         .code(0)
-        .stdout(format!("{ds}: free\n"));
+        .stdout(predicate::str::starts_with(format!(
+            "{ds}: free; a new acquisition would get it now\n"
+        )));
     let doc: Value = serde_json::from_slice(
         &lockfolder()
             .args(["status", "--json", ds])

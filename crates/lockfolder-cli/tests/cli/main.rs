@@ -3,7 +3,12 @@
 //! modules) keeps link time low.
 
 mod common;
+mod groups;
+mod input;
 mod inspect;
+mod leases;
 mod modes;
+mod pipes;
 mod run;
 mod signals;
+mod terminal;

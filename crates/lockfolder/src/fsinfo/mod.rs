@@ -98,6 +98,18 @@ impl Filesystem {
         }
     }
 
+    /// A FUSE filesystem of this name (the tests' stand-in for one
+    /// lockfolder has no evidence for).
+    #[cfg_attr(not(debug_assertions), allow(dead_code))]
+    pub(crate) fn pretend_fuse(name: &str) -> Filesystem {
+        Filesystem {
+            name: name.to_owned(),
+            kind: FsKind::Fuse,
+            source: Some("LOCKFOLDER_FAULT".to_owned()),
+            options: Vec::new(),
+        }
+    }
+
     /// Whether only this kernel writes to it: entries of another boot found
     /// there cannot come from a machine running now.
     pub(crate) fn single_kernel(&self) -> bool {

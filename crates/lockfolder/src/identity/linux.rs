@@ -171,7 +171,7 @@ fn judge_linux_process(
 /// writer of a 1.x bid that says `created` (see
 /// [`LEGACY_CLOCK_STEP_TOLERANCE`]).
 pub(crate) fn legacy_may_be_owner(now: i64, created: i64) -> bool {
-    now.saturating_sub(created).abs() <= LEGACY_CLOCK_STEP_TOLERANCE
+    now.saturating_sub(created).unsigned_abs() <= LEGACY_CLOCK_STEP_TOLERANCE.unsigned_abs()
 }
 
 /// Judges a lockfolder 1.x bid (only `PID` and `CREATED`) on Linux. It

@@ -298,12 +298,16 @@ impl LinuxProcs for ProcFs {
     }
 
     fn group_gone(&self, pgid: u32) -> bool {
-        pid_of(pgid).is_some_and(|p| {
-            matches!(
-                rustix::process::test_kill_process_group(p),
-                Err(Errno::SRCH)
-            )
-        })
+        let Some(p) = pid_of(pgid) else {
+            return false;
+        };
+        match rustix::process::test_kill_process_group(p) {
+            Err(Errno::SRCH) => true,
+            // Members that are all exited but not yet reaped (an orphan waits
+            // for init to reap it) can never run again: gone too.
+            Ok(()) | Err(Errno::PERM) => only_exited_members(pgid),
+            Err(_) => false,
+        }
     }
 
     fn all(&self) -> Option<Vec<SeenProcess>> {
@@ -369,6 +373,49 @@ fn scan_all() -> Option<Vec<SeenProcess>> {
     Some(out)
 }
 
+/// Whether every process of our namespace in process group `pgid` has
+/// exited (zombies whose threads are all dead). Members we cannot see
+/// (`hidepid`) or read make the answer "no".
+fn only_exited_members(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let mut found = false;
+    for e in dir {
+        let Ok(e) = e else { return false };
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(crate::names::parse_decimal)
+            .and_then(|p| u32::try_from(p).ok())
+        else {
+            continue;
+        };
+        let st = match std::fs::read(format!("/proc/{pid}/stat")) {
+            Ok(b) => match read_proc_stat(&b) {
+                Some(st) => st,
+                None => return false,
+            },
+            // Exited meanwhile.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc_esrch()) =>
+            {
+                continue
+            }
+            // Hidden from us: it might be a live member.
+            Err(_) => return false,
+        };
+        if st.pgrp == pgid {
+            if run_state(pid, st.state) != RunState::Exited {
+                return false;
+            }
+            found = true;
+        }
+    }
+    found
+}
+
 fn libc_esrch() -> i32 {
     Errno::SRCH.raw_os_error()
 }
@@ -405,17 +452,27 @@ pub(crate) fn command_line(pid: u32) -> Option<String> {
 
 /// Judges the claims of one listing.
 pub(crate) struct Judge {
-    local: Option<LinuxLocal>,
+    local: Option<&'static LinuxLocal>,
     procs: ProcFs,
 }
 
+/// Our identity as judged for a folder on a local filesystem, and on a
+/// shared one (the two differ only in `folder_local`): made once, so a
+/// check does not copy it.
+static FOR_FOLDER: [OnceLock<Option<LinuxLocal>>; 2] = [OnceLock::new(), OnceLock::new()];
+
 impl Judge {
     pub fn new(single_kernel: bool) -> Judge {
+        let local = FOR_FOLDER[usize::from(single_kernel)]
+            .get_or_init(|| {
+                local().ok().map(|l| LinuxLocal {
+                    folder_local: single_kernel,
+                    ..l.clone()
+                })
+            })
+            .as_ref();
         Judge {
-            local: local().ok().map(|l| LinuxLocal {
-                folder_local: single_kernel,
-                ..l.clone()
-            }),
+            local,
             procs: ProcFs {
                 all: OnceCell::new(),
             },
@@ -423,7 +480,7 @@ impl Judge {
     }
 
     pub fn judge(&self, claim: &Claim) -> Verdict {
-        let Some(me) = &self.local else {
+        let Some(me) = self.local else {
             return Verdict::Unjudgeable(Unjudgeable::NoLocalIdentity);
         };
         match claim {
@@ -470,7 +527,7 @@ impl Judge {
     }
 
     pub fn watch_target(&self, claim: &Claim) -> Option<(u32, u64)> {
-        let me = self.local.as_ref()?;
+        let me = self.local?;
         let (pid, boot_id, pid_ns, ticks) = match claim {
             Claim::Bid {
                 pid,

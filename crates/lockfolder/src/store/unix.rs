@@ -47,6 +47,17 @@ impl From<FileType> for EntryType {
     }
 }
 
+#[allow(clippy::unnecessary_cast)]
+fn system_time(secs: i64, nanos: i64) -> std::time::SystemTime {
+    let base = std::time::UNIX_EPOCH;
+    let nanos = nanos.clamp(0, 999_999_999) as u32;
+    if secs >= 0 {
+        base + std::time::Duration::new(secs as u64, nanos)
+    } else {
+        base - std::time::Duration::new(secs.unsigned_abs(), 0) + std::time::Duration::new(0, nanos)
+    }
+}
+
 fn errno_io(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
@@ -79,7 +90,10 @@ impl Folder {
         })?;
         let st =
             rustix::fs::fstat(&fd).map_err(|e| Error::io(Op::OpenFolder, path, errno_io(e)))?;
-        let fs = crate::fsinfo::identify(&fd, path);
+        let fs = match fault::fs_override() {
+            Some(name) => crate::fsinfo::Filesystem::pretend_fuse(&name),
+            None => crate::fsinfo::identify(&fd, path),
+        };
         Ok(Folder {
             fd,
             path: path.to_path_buf(),
@@ -291,6 +305,38 @@ impl Folder {
             Err(Errno::NOENT) => Ok(false),
             Err(e) => Err(errno_io(e)),
         }
+    }
+
+    /// Sets an entry's times to "now" as its filesystem's clock says: on NFS
+    /// the server stamps it (`UTIME_NOW` is sent as "set to server time"),
+    /// which is what lease renewals and lease judgements compare.
+    pub fn touch(&self, name: &[u8]) -> io::Result<()> {
+        fault::check(Op::Renew, name)?;
+        let now = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: now,
+            last_modification: now,
+        };
+        rustix::fs::utimensat(&self.fd, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(errno_io)
+    }
+
+    /// An entry's modification time, read through a fresh open so that a
+    /// network client revalidates it (close-to-open) rather than answer
+    /// from its attribute cache.
+    pub fn fresh_mtime(&self, name: &[u8]) -> io::Result<std::time::SystemTime> {
+        fault::check(Op::ReadEntry, name)?;
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        let st = rustix::fs::fstat(&fd).map_err(errno_io)?;
+        Ok(system_time(st.st_mtime as i64, st.st_mtime_nsec as i64))
     }
 
     /// Whether an entry exists (not following symlinks).

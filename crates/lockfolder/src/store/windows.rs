@@ -64,7 +64,7 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_DISPOSITION_FLAG_POSIX_SEMANTICS, FILE_DISPOSITION_INFO, FILE_DISPOSITION_INFO_EX,
     FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_ID_BOTH_DIR_INFO, FILE_ID_INFO,
     FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_STANDARD_INFO,
-    INVALID_FILE_ATTRIBUTES,
+    FILE_WRITE_ATTRIBUTES, INVALID_FILE_ATTRIBUTES,
 };
 
 /// Sharing that never gets in another process's way.
@@ -174,6 +174,19 @@ fn attributes_at(path: &Path) -> io::Result<u32> {
         return Err(io::Error::last_os_error());
     }
     Ok(a)
+}
+
+/// A FILETIME (100 ns since 1601) as a `SystemTime`.
+fn filetime_to_system(ft: i64) -> std::time::SystemTime {
+    /// 1601-01-01 to 1970-01-01, in 100 ns.
+    const EPOCH: i64 = 116_444_736_000_000_000;
+    let since = ft.saturating_sub(EPOCH);
+    let d = Duration::from_nanos(since.unsigned_abs().saturating_mul(100));
+    if since >= 0 {
+        std::time::UNIX_EPOCH + d
+    } else {
+        std::time::UNIX_EPOCH - d
+    }
 }
 
 fn kind_of(attributes: u32) -> EntryType {
@@ -291,7 +304,10 @@ impl Folder {
             return Err(not_a_dir());
         }
         let id = file_id(&dir).map_err(|e| Error::io(Op::OpenFolder, path, e))?;
-        let fs = crate::fsinfo::identify(&dir, &abs);
+        let fs = match fault::fs_override() {
+            Some(name) => crate::fsinfo::Filesystem::pretend_fuse(&name),
+            None => crate::fsinfo::identify(&dir, &abs),
+        };
         Ok(Folder {
             dir,
             path: path.to_path_buf(),
@@ -518,6 +534,55 @@ impl Folder {
         Ok(true)
     }
 
+    /// Sets an entry's access and modification times to now. Windows has
+    /// no "the file system's own now" (`UTIME_NOW`): the time is this
+    /// machine's clock, which on a local folder is the file system's.
+    pub fn touch(&self, name: &[u8]) -> io::Result<()> {
+        fault::check(Op::Renew, name)?;
+        let path = self.entry(name)?;
+        let file = retrying(|| {
+            OpenOptions::new()
+                .access_mode(FILE_WRITE_ATTRIBUTES | FILE_READ_ATTRIBUTES)
+                .share_mode(SHARE_ALL)
+                .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+                .open(&path)
+        })?;
+        let now = std::time::SystemTime::now();
+        file.set_times(
+            std::fs::FileTimes::new()
+                .set_accessed(now)
+                .set_modified(now),
+        )
+    }
+
+    /// An entry's modification time, read through a handle opened for it
+    /// (so a network redirector asks the server rather than its cache).
+    pub fn fresh_mtime(&self, name: &[u8]) -> io::Result<std::time::SystemTime> {
+        fault::check(Op::ReadEntry, name)?;
+        let path = self.entry(name)?;
+        let file = retrying(|| {
+            OpenOptions::new()
+                .access_mode(FILE_READ_ATTRIBUTES)
+                .share_mode(SHARE_ALL)
+                .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
+                .open(&path)
+        })?;
+        let mut basic = FILE_BASIC_INFO::default();
+        // SAFETY: `file` is an open handle; `basic` is writable for its size.
+        let ok = unsafe {
+            GetFileInformationByHandleEx(
+                file.as_raw_handle(),
+                FileBasicInfo,
+                (&mut basic as *mut FILE_BASIC_INFO).cast(),
+                size_of::<FILE_BASIC_INFO>() as u32,
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(filetime_to_system(basic.LastWriteTime))
+    }
+
     /// Whether an entry exists (not following reparse points).
     pub fn exists(&self, name: &str) -> io::Result<bool> {
         fault::check(Op::ReadEntry, name.as_bytes())?;
@@ -689,6 +754,18 @@ mod tests {
         let l = offset_of!(FILE_ID_BOTH_DIR_INFO, FileNameLength);
         bad[l..l + 4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(parse_records(&bad, &mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn filetimes_convert() {
+        assert_eq!(
+            filetime_to_system(116_444_736_000_000_000),
+            std::time::UNIX_EPOCH
+        );
+        assert_eq!(
+            filetime_to_system(116_444_736_000_000_000 + 15_000_000),
+            std::time::UNIX_EPOCH + Duration::from_millis(1500)
+        );
     }
 
     #[test]
