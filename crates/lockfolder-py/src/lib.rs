@@ -90,19 +90,55 @@ fn kind_errno(kind: std::io::ErrorKind) -> Option<i32> {
     })
 }
 
-/// The errno Python should see for an I/O error: the system's, or the one
-/// its kind stands for.
-fn errno_of(e: &std::io::Error) -> Option<i32> {
-    e.raw_os_error().or_else(|| kind_errno(e.kind()))
+/// What Python needs to pick the subclass of an `OSError`.
+struct OsCode {
+    errno: Option<i32>,
+    /// Windows: the system's error code (`ERROR_ACCESS_DENIED`, ...), which
+    /// is not an errno; Python maps it to one itself when given as
+    /// `winerror`.
+    winerror: Option<i32>,
 }
 
-/// An `OSError` whose subclass Python picks from the errno
-/// (`PermissionError`, `FileNotFoundError`, ...), with `errno`, `strerror`
-/// and `filename` set. Without an errno, `errno` is None (never the message).
-fn os_error(errno: Option<i32>, msg: String, path: &std::path::Path) -> PyErr {
+impl OsCode {
+    fn errno(errno: i32) -> OsCode {
+        OsCode {
+            errno: Some(errno),
+            winerror: None,
+        }
+    }
+}
+
+/// The code Python should see for an I/O error: the system's, or the errno
+/// its kind stands for.
+fn code_of(e: &std::io::Error) -> OsCode {
+    match e.raw_os_error() {
+        #[cfg(windows)]
+        Some(w) => OsCode {
+            errno: None,
+            winerror: Some(w),
+        },
+        #[cfg(not(windows))]
+        Some(errno) => OsCode::errno(errno),
+        None => OsCode {
+            errno: kind_errno(e.kind()),
+            winerror: None,
+        },
+    }
+}
+
+/// An `OSError` whose subclass Python picks from the errno (or the Windows
+/// error code) (`PermissionError`, `FileNotFoundError`, ...), with `errno`,
+/// `strerror` and `filename` set. Without an errno, `errno` is None (never
+/// the message).
+fn os_error(code: OsCode, msg: String, path: &std::path::Path) -> PyErr {
     // `filename` is a str, as in the OSErrors Python raises itself.
     let filename = path.as_os_str().to_os_string();
-    PyOSError::new_err((errno, msg, filename))
+    match code.winerror {
+        // OSError(errno, strerror, filename, winerror): with a winerror, the
+        // errno argument is ignored.
+        Some(w) => PyOSError::new_err((code.errno.unwrap_or(0), msg, filename, w)),
+        None => PyOSError::new_err((code.errno, msg, filename)),
+    }
 }
 
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -116,17 +152,17 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             lock_error(py, "SlotsMismatch", (text, path, ours, theirs))
         }
         Error::NotADirectory { .. } => os_error(
-            Some(libc::ENOTDIR), // Python raises NotADirectoryError
+            OsCode::errno(libc::ENOTDIR), // Python raises NotADirectoryError
             "open lock folder: not a directory".to_owned(),
             &path,
         ),
         Error::Io { op, source, .. } => os_error(
-            errno_of(&source),
+            code_of(&source),
             format!("{op}: {}", strerror(&source)),
             &path,
         ),
         Error::WithdrawFailed { source, .. } => os_error(
-            errno_of(&source),
+            code_of(&source),
             format!(
                 "withdraw bid: {} (the bid is left behind until this process exits)",
                 strerror(&source)
@@ -136,7 +172,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::InvalidInput { what, .. } => {
             PyValueError::new_err(format!("{}: {what}", path.display()))
         }
-        Error::Unsupported { .. } => os_error(Some(libc::EOPNOTSUPP), text, &path),
+        Error::Unsupported { .. } => os_error(OsCode::errno(libc::EOPNOTSUPP), text, &path),
         Error::FilesystemRefused { name, .. } => {
             lock_error(py, "FilesystemRefused", (text, path, name))
         }
