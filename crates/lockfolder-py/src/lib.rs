@@ -7,7 +7,8 @@
 //!   The `Waiter` keeps its place in the queue across slices, and dropping it
 //!   (on an exception) withdraws its bid.
 //! * Async waits run on a Rust thread that never touches Python; it signals
-//!   completion through a socket the event loop watches (`PendingAcquire`).
+//!   completion through a socket the event loop watches (`PendingAcquire`):
+//!   a Unix socket pair, or a loopback TCP pair on Windows.
 //! * One `LockFolder` object may be shared by threads and asyncio tasks:
 //!   each acquisition is a guard of its own, owned by the thread (or task)
 //!   that made it, and `release()` releases the caller's own.
@@ -24,8 +25,6 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -91,19 +90,55 @@ fn kind_errno(kind: std::io::ErrorKind) -> Option<i32> {
     })
 }
 
-/// The errno Python should see for an I/O error: the system's, or the one
-/// its kind stands for.
-fn errno_of(e: &std::io::Error) -> Option<i32> {
-    e.raw_os_error().or_else(|| kind_errno(e.kind()))
+/// What Python needs to pick the subclass of an `OSError`.
+struct OsCode {
+    errno: Option<i32>,
+    /// Windows: the system's error code (`ERROR_ACCESS_DENIED`, ...), which
+    /// is not an errno; Python maps it to one itself when given as
+    /// `winerror`.
+    winerror: Option<i32>,
 }
 
-/// An `OSError` whose subclass Python picks from the errno
-/// (`PermissionError`, `FileNotFoundError`, ...), with `errno`, `strerror`
-/// and `filename` set. Without an errno, `errno` is None (never the message).
-fn os_error(errno: Option<i32>, msg: String, path: &std::path::Path) -> PyErr {
+impl OsCode {
+    fn errno(errno: i32) -> OsCode {
+        OsCode {
+            errno: Some(errno),
+            winerror: None,
+        }
+    }
+}
+
+/// The code Python should see for an I/O error: the system's, or the errno
+/// its kind stands for.
+fn code_of(e: &std::io::Error) -> OsCode {
+    match e.raw_os_error() {
+        #[cfg(windows)]
+        Some(w) => OsCode {
+            errno: None,
+            winerror: Some(w),
+        },
+        #[cfg(not(windows))]
+        Some(errno) => OsCode::errno(errno),
+        None => OsCode {
+            errno: kind_errno(e.kind()),
+            winerror: None,
+        },
+    }
+}
+
+/// An `OSError` whose subclass Python picks from the errno (or the Windows
+/// error code) (`PermissionError`, `FileNotFoundError`, ...), with `errno`,
+/// `strerror` and `filename` set. Without an errno, `errno` is None (never
+/// the message).
+fn os_error(code: OsCode, msg: String, path: &std::path::Path) -> PyErr {
     // `filename` is a str, as in the OSErrors Python raises itself.
     let filename = path.as_os_str().to_os_string();
-    PyOSError::new_err((errno, msg, filename))
+    match code.winerror {
+        // OSError(errno, strerror, filename, winerror): with a winerror, the
+        // errno argument is ignored.
+        Some(w) => PyOSError::new_err((code.errno.unwrap_or(0), msg, filename, w)),
+        None => PyOSError::new_err((code.errno, msg, filename)),
+    }
 }
 
 fn to_py(py: Python<'_>, e: Error) -> PyErr {
@@ -117,17 +152,17 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
             lock_error(py, "SlotsMismatch", (text, path, ours, theirs))
         }
         Error::NotADirectory { .. } => os_error(
-            Some(libc::ENOTDIR), // Python raises NotADirectoryError
+            OsCode::errno(libc::ENOTDIR), // Python raises NotADirectoryError
             "open lock folder: not a directory".to_owned(),
             &path,
         ),
         Error::Io { op, source, .. } => os_error(
-            errno_of(&source),
+            code_of(&source),
             format!("{op}: {}", strerror(&source)),
             &path,
         ),
         Error::WithdrawFailed { source, .. } => os_error(
-            errno_of(&source),
+            code_of(&source),
             format!(
                 "withdraw bid: {} (the bid is left behind until this process exits)",
                 strerror(&source)
@@ -137,7 +172,7 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
         Error::InvalidInput { what, .. } => {
             PyValueError::new_err(format!("{}: {what}", path.display()))
         }
-        Error::Unsupported { .. } => os_error(Some(libc::EOPNOTSUPP), text, &path),
+        Error::Unsupported { .. } => os_error(OsCode::errno(libc::EOPNOTSUPP), text, &path),
         Error::FilesystemRefused { name, .. } => {
             lock_error(py, "FilesystemRefused", (text, path, name))
         }
@@ -984,7 +1019,7 @@ impl PyLockFolder {
         self.check_reentry(py, &owner)?;
         let limit = self.timeout_for(timeout)?;
         let deadline = limit.and_then(|t| Instant::now().checked_add(t));
-        let (reader, mut writer) = UnixStream::pair()?;
+        let (reader, mut writer) = completion::pair()?;
         reader.set_nonblocking(true)?;
         let result: Arc<Mutex<Option<lockfolder::Result<LockGuard>>>> = Arc::default();
         let folder = self.folder.clone();
@@ -1060,7 +1095,7 @@ impl Acquired {
 struct PendingAcquire {
     result: Arc<Mutex<Option<lockfolder::Result<LockGuard>>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    reader: UnixStream,
+    reader: completion::Stream,
     cancel: CancelToken,
     /// Who the lock will belong to.
     owner: Owner,
@@ -1086,9 +1121,12 @@ impl PendingAcquire {
 
 #[pymethods]
 impl PendingAcquire {
-    /// The descriptor to watch for readability (`loop.add_reader`).
-    fn fileno(&self) -> i32 {
-        self.reader.as_raw_fd()
+    /// The socket to watch for readability: a file descriptor on Unix, a
+    /// `SOCKET` on Windows (`loop.add_reader`, or `loop.sock_recv` on a
+    /// `socket.socket(fileno=socket.dup(...))`, which asyncio's Proactor
+    /// loop on Windows supports too).
+    fn fileno(&self) -> u64 {
+        completion::fileno(&self.reader)
     }
 
     /// Whether the wait has finished.
@@ -1117,6 +1155,56 @@ impl Drop for PendingAcquire {
         // Nobody will collect the outcome: stop the thread. The thread drops a
         // guard it obtained anyway, which releases the lock.
         self.cancel.cancel();
+    }
+}
+
+/// The socket pair through which a waiting thread tells the event loop it
+/// has finished: a Unix socket pair, or on Windows (which has no socket
+/// pair) a loopback TCP connection, made and checked here. Both are
+/// sockets, which every asyncio loop can wait on.
+mod completion {
+    #[cfg(unix)]
+    pub type Stream = std::os::unix::net::UnixStream;
+    #[cfg(windows)]
+    pub type Stream = std::net::TcpStream;
+
+    #[cfg(unix)]
+    pub fn pair() -> std::io::Result<(Stream, Stream)> {
+        Stream::pair()
+    }
+
+    /// A listener on an ephemeral loopback port, a connection to it, and
+    /// the accepted end, which must be that very connection (another local
+    /// process could connect first: such a stranger is dropped).
+    #[cfg(windows)]
+    pub fn pair() -> std::io::Result<(Stream, Stream)> {
+        use std::net::{Ipv4Addr, TcpListener};
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let writer = Stream::connect(listener.local_addr()?)?;
+        let ours = writer.local_addr()?;
+        for _ in 0..8 {
+            let (reader, from) = listener.accept()?;
+            if from == ours {
+                writer.set_nodelay(true)?;
+                return Ok((reader, writer));
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "could not make a loopback socket pair: other connections kept arriving",
+        ))
+    }
+
+    #[cfg(unix)]
+    pub fn fileno(s: &Stream) -> u64 {
+        use std::os::fd::AsRawFd;
+        s.as_raw_fd() as u64
+    }
+
+    #[cfg(windows)]
+    pub fn fileno(s: &Stream) -> u64 {
+        use std::os::windows::io::AsRawSocket;
+        s.as_raw_socket()
     }
 }
 

@@ -5,15 +5,22 @@
 use crate::error::{Error, Op};
 use crate::fault;
 use crate::LockFolder;
-use rustix::io::Errno;
-
-const ERRNOS: [Errno; 5] = [
-    Errno::NOSPC,
-    Errno::IO,
-    Errno::ACCESS,
-    Errno::ROFS,
-    Errno::MFILE,
+/// The failures injected, as this platform numbers them: no space, I/O
+/// error, access denied, read-only, too many open files.
+#[cfg(unix)]
+const ERRNOS: [i32; 5] = [
+    rustix::io::Errno::NOSPC.raw_os_error(),
+    rustix::io::Errno::IO.raw_os_error(),
+    rustix::io::Errno::ACCESS.raw_os_error(),
+    rustix::io::Errno::ROFS.raw_os_error(),
+    rustix::io::Errno::MFILE.raw_os_error(),
 ];
+/// `ERROR_DISK_FULL`, `ERROR_IO_DEVICE`, `ERROR_ACCESS_DENIED`,
+/// `ERROR_WRITE_PROTECT`, `ERROR_TOO_MANY_OPEN_FILES`.
+#[cfg(windows)]
+const ERRNOS: [i32; 5] = [112, 1117, 5, 19, 4];
+const EIO: i32 = ERRNOS[1];
+const EMFILE: i32 = ERRNOS[4];
 
 fn names(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -24,7 +31,7 @@ fn names(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
-fn expect_io(err: Error, op: Op, errno: Errno, dir: &std::path::Path) {
+fn expect_io(err: Error, op: Op, errno: i32, dir: &std::path::Path) {
     match &err {
         Error::Io {
             op: got,
@@ -32,7 +39,7 @@ fn expect_io(err: Error, op: Op, errno: Errno, dir: &std::path::Path) {
             source,
         } => {
             assert_eq!(*got, op, "{err}");
-            assert_eq!(source.raw_os_error(), Some(errno.raw_os_error()), "{err}");
+            assert_eq!(source.raw_os_error(), Some(errno), "{err}");
             assert!(path.starts_with(dir), "{err} should name a path in {dir:?}");
         }
         other => panic!("expected an I/O error in {op:?}, got {other:?}"),
@@ -44,10 +51,7 @@ fn expect_io(err: Error, op: Op, errno: Errno, dir: &std::path::Path) {
         "message names the path: {msg}"
     );
     let io: std::io::Error = err.into();
-    assert_eq!(
-        io.kind(),
-        std::io::Error::from_raw_os_error(errno.raw_os_error()).kind()
-    );
+    assert_eq!(io.kind(), std::io::Error::from_raw_os_error(errno).kind());
 }
 
 #[test]
@@ -57,7 +61,7 @@ fn every_step_failure_is_typed_and_leaves_nothing() {
     for op in [Op::ReadFolder, Op::CreateTemp, Op::WriteTemp, Op::Publish] {
         for errno in ERRNOS {
             fault::clear();
-            fault::inject(op, "", errno.raw_os_error(), 1);
+            fault::inject(op, "", errno, 1);
             let err = lf.try_lock().expect_err("fault must surface");
             expect_io(err, op, errno, dir.path());
             assert_eq!(
@@ -81,7 +85,7 @@ fn second_listing_failure_withdraws_the_bid() {
         fault::clear();
         // Step 10 succeeds, step 30 fails: the bid is already published and
         // must be withdrawn before the error is returned.
-        fault::inject_after(Op::ReadFolder, 1, errno.raw_os_error());
+        fault::inject_after(Op::ReadFolder, 1, errno);
         let err = lf.try_lock().expect_err("step 30 failure");
         expect_io(err, Op::ReadFolder, errno, dir.path());
         assert_eq!(names(dir.path()), Vec::<String>::new());
@@ -106,11 +110,11 @@ fn failed_withdrawal_is_reported_not_forgotten() {
         // Our bid, our queue marker, the holder's bid.
         assert_eq!(names(dir.path()).len(), 3);
         // Twice: `abandon` and the retry when the waiter is dropped.
-        fault::inject(Op::Remove, ".json", errno.raw_os_error(), 2);
+        fault::inject(Op::Remove, ".json", errno, 2);
         match w.abandon().expect_err("withdrawal fault") {
             Error::WithdrawFailed { path, source } => {
                 assert!(path.starts_with(dir.path()));
-                assert_eq!(source.raw_os_error(), Some(errno.raw_os_error()));
+                assert_eq!(source.raw_os_error(), Some(errno));
                 assert!(path.exists(), "the unremovable bid is still there");
                 std::fs::remove_file(path).unwrap();
             }
@@ -128,7 +132,7 @@ fn failed_release_is_reported() {
         let lf = LockFolder::new(dir.path()).unwrap();
         let guard = lf.try_lock().unwrap().unwrap();
         let path = guard.bid_path();
-        fault::inject(Op::Remove, "", errno.raw_os_error(), 1);
+        fault::inject(Op::Remove, "", errno, 1);
         let err = guard.release().expect_err("removal fault");
         expect_io(err, Op::Remove, errno, dir.path());
         assert!(
@@ -145,7 +149,7 @@ fn folder_creation_failure_is_typed() {
     let target = dir.path().join("a/b");
     for errno in ERRNOS {
         fault::clear();
-        fault::inject(Op::CreateFolder, "", errno.raw_os_error(), 1);
+        fault::inject(Op::CreateFolder, "", errno, 1);
         let err = LockFolder::new(&target).expect_err("create fault");
         expect_io(err, Op::CreateFolder, errno, &target);
     }
@@ -163,7 +167,7 @@ fn without_inotify_waiting_falls_back_to_backoff() {
         std::thread::sleep(std::time::Duration::from_millis(150));
         held.release().unwrap();
     });
-    fault::inject(Op::Watch, "", Errno::MFILE.raw_os_error(), 100);
+    fault::inject(Op::Watch, "", EMFILE, 100);
     let start = std::time::Instant::now();
     let g = lf
         .lock_timeout(std::time::Duration::from_secs(5))
@@ -194,7 +198,7 @@ fn unreadable_bid_is_live_not_deleted() {
         .into_owned();
     g.leak();
     // Reading the bid fails: it must count as a rival, and stay.
-    fault::inject(Op::ReadEntry, &name, Errno::IO.raw_os_error(), 100);
+    fault::inject(Op::ReadEntry, &name, EIO, 100);
     assert!(lf.try_lock().unwrap().is_none());
     let h = lf.holders().unwrap();
     assert_eq!(h.len(), 1);

@@ -25,6 +25,7 @@ fn open(dir: &str, spec: Option<&str>) -> LockFolder {
 
 /// `int(psutil.Process().create_time())` on Linux, as lockfolder 1.0.2
 /// stores it: `btime + start_ticks // CLK_TCK`, in this process's view.
+#[cfg(target_os = "linux")]
 fn legacy_created() -> i64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let btime: i64 = stat
@@ -49,6 +50,7 @@ fn legacy_created() -> i64 {
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
 /// machine (PID namespaces do not change it), so children can order events.
+#[cfg(unix)]
 fn mono_ns() -> u128 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u128 * 1_000_000_000 + t.tv_nsec as u128
@@ -58,6 +60,7 @@ fn mono_ns() -> u128 {
 /// until the test reaps it, and its occupancy marker is still there: a
 /// zombie can never be inside the critical section again, so it does not
 /// count (counting it reported holders that were not there).
+#[cfg(unix)]
 fn alive(pid: u32) -> bool {
     let signalable =
         rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap())
@@ -71,6 +74,13 @@ fn alive(pid: u32) -> bool {
         })
         .unwrap_or(false);
     signalable && !zombie
+}
+
+/// Whether `pid` names a process that has not exited (a process handle
+/// that is not yet signalled).
+#[cfg(windows)]
+fn alive(pid: u32) -> bool {
+    crate::util::windows::running(pid)
 }
 
 pub fn run(role: &str) -> i32 {
@@ -100,8 +110,11 @@ pub fn run(role: &str) -> i32 {
             }
             0
         }
+        // Exit at once (a PID for `util::dead_pid`).
+        "exit" => 0,
         // Write a lockfolder 1.0.2 bid (PID and CREATED as psutil computes
         // them in this process's view), hold until stdin closes.
+        #[cfg(target_os = "linux")]
         "legacy-hold" => {
             let dir = std::path::Path::new(args[0]);
             let created = legacy_created();
@@ -160,6 +173,8 @@ pub fn run(role: &str) -> i32 {
         // Take the lock under a lease of args[1] ms; say LOCKED <fence>
         // <monotonic ns>; LOST <monotonic ns> if the lease lapses; hold until
         // stdin closes; say RELEASED ok|lost.
+        // Used by the lease tests, which play hosts with PID namespaces.
+        #[cfg(unix)]
         "lease-hold" => {
             let ms: u64 = args[1].parse().unwrap();
             let lf = LockFolder::builder(args[0])
@@ -184,6 +199,8 @@ pub fn run(role: &str) -> i32 {
         }
         // Wait up to args[1] ms for the lock (with fencing); say GOT <fence>
         // <monotonic ns> or ERR.
+        // Used by the lease tests, which play hosts with PID namespaces.
+        #[cfg(unix)]
         "fenced-wait" => {
             let ms: u64 = args[1].parse().unwrap();
             let lf = LockFolder::builder(args[0]).fencing(true).open().unwrap();
@@ -250,6 +267,7 @@ pub fn run(role: &str) -> i32 {
             0
         }
         // Try to lock as an unprivileged user (for the read-only folder test).
+        #[cfg(target_os = "linux")]
         "try-unprivileged" => {
             if rustix::process::geteuid().is_root() {
                 rustix::thread::set_thread_res_gid(

@@ -1,10 +1,8 @@
 //! The folder itself: created when missing, refused when it is a file,
 //! typed errors when it cannot be written.
 
-use crate::util::{names, spawn, TestFn};
+use crate::util::{names, TestFn};
 use lockfolder::{Error, LockFolder};
-use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
 
 pub const TESTS: &[TestFn] = &[
     (
@@ -15,6 +13,8 @@ pub const TESTS: &[TestFn] = &[
         "folder::file_instead_of_folder_is_an_error",
         file_instead_of_folder_is_an_error,
     ),
+    // Drops privileges with Linux's setresuid (root ignores permissions).
+    #[cfg(target_os = "linux")]
     (
         "folder::read_only_folder_is_an_error_and_clean",
         read_only_folder_is_an_error_and_clean,
@@ -26,6 +26,11 @@ pub const TESTS: &[TestFn] = &[
     (
         "folder::replaced_folder_is_an_error",
         replaced_folder_is_an_error,
+    ),
+    #[cfg(windows)]
+    (
+        "folder::delete_pending_bid_blocks_until_its_last_handle_closes",
+        delete_pending_bid_blocks_until_its_last_handle_closes,
     ),
 ];
 
@@ -55,7 +60,10 @@ fn file_instead_of_folder_is_an_error() {
     assert_eq!(std::fs::read(&p).unwrap(), b"x", "the file is untouched");
 }
 
+#[cfg(target_os = "linux")]
 fn read_only_folder_is_an_error_and_clean() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
     // Root ignores permission bits, so the attempt is made by a child that
     // drops to an unprivileged user first.
     let dir = tempfile::tempdir().unwrap();
@@ -63,7 +71,7 @@ fn read_only_folder_is_an_error_and_clean() {
     let p = dir.path().join("locks");
     std::fs::create_dir(&p).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let child = spawn("try-unprivileged", &[p.to_str().unwrap()]);
+    let child = crate::util::spawn("try-unprivileged", &[p.to_str().unwrap()]);
     let line = child.line(Duration::from_secs(10));
     assert!(
         line.starts_with("ERR Some(CreateTemp) PermissionDenied"),
@@ -74,6 +82,55 @@ fn read_only_folder_is_an_error_and_clean() {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+#[cfg(windows)]
+fn vanished_folder_is_an_error() {
+    // An open LockFolder holds its folder without FILE_SHARE_DELETE: it
+    // cannot be removed (or renamed, below) while in use.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gone");
+    let lf = LockFolder::new(&p).unwrap();
+    let err = std::fs::remove_dir(&p).expect_err("the folder is held");
+    assert_eq!(err.raw_os_error(), Some(32), "sharing violation: {err}");
+    lf.try_lock().unwrap().unwrap().release().unwrap();
+    drop(lf);
+    std::fs::remove_dir(&p).expect("free once closed");
+}
+
+#[cfg(windows)]
+fn replaced_folder_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("lock");
+    let lf = LockFolder::new(&p).unwrap();
+    let err = std::fs::rename(&p, dir.path().join("old")).expect_err("the folder is held");
+    assert_eq!(err.raw_os_error(), Some(32), "sharing violation: {err}");
+    lf.try_lock().unwrap().unwrap().release().unwrap();
+    // Windows also refuses to move a folder above it (a directory with an
+    // open handle inside cannot be renamed). Where it can be moved anyway
+    // (wine renames on the host's file system), the identity check must
+    // catch it: the path now names another folder, or none.
+    let moved = dir.path().with_extension("moved");
+    match std::fs::rename(dir.path(), &moved) {
+        Err(e) => assert!(
+            matches!(e.raw_os_error(), Some(5 | 32)),
+            "access denied or sharing violation: {e}"
+        ),
+        Ok(()) => {
+            std::fs::create_dir_all(&p).unwrap();
+            let err = lf.try_lock().unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+            assert!(err.to_string().contains("replaced"), "{err}");
+            assert_eq!(names(&moved.join("lock")), Vec::<String>::new());
+            drop(lf);
+            std::fs::remove_dir(&p).unwrap();
+            std::fs::remove_dir(dir.path()).unwrap();
+            std::fs::rename(&moved, dir.path()).unwrap();
+            return;
+        }
+    }
+    assert_eq!(names(&p), Vec::<String>::new());
+}
+
+#[cfg(unix)]
 fn vanished_folder_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("gone");
@@ -84,6 +141,7 @@ fn vanished_folder_is_an_error() {
     assert!(err.to_string().contains("gone"), "{err}");
 }
 
+#[cfg(unix)]
 fn replaced_folder_is_an_error() {
     // The folder is renamed away and a new one made at its path: an open
     // LockFolder must not go on bidding in the old one, where nobody else
@@ -99,4 +157,44 @@ fn replaced_folder_is_an_error() {
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("replaced"), "{err}");
     assert_eq!(names(&dir.path().join("old")), Vec::<String>::new());
+}
+
+/// A bid deleted while someone still has it open (a reader, a scanner)
+/// is "delete pending" where the file system has no POSIX delete (or the
+/// deleter did not ask for it): it keeps its name, and cannot be opened,
+/// until that handle closes. Meanwhile it counts as a rival that is never
+/// stale and never removed; once the handle closes, the lock is free.
+#[cfg(windows)]
+fn delete_pending_bid_blocks_until_its_last_handle_closes() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let g = lf.try_lock().unwrap().unwrap();
+    let path = g.bid_path();
+    g.leak();
+    // Full sharing, as lockfolder's own readers open bids.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(7)
+        .open(&path)
+        .unwrap();
+    // DeleteFileW, which keeps the name while `reader` is open unless the
+    // system deletes with POSIX semantics.
+    std::fs::remove_file(&path).unwrap();
+    if names(dir.path()).len() == 1 {
+        assert!(lf.try_lock().unwrap().is_none(), "a pending bid blocks");
+        let h = lf.holders().unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].blocks() && !matches!(h[0].state, lockfolder::State::Stale(_)));
+        assert!(lf.clean().unwrap().is_empty(), "never removed by us");
+    } else {
+        eprintln!("note: this system deleted the open bid at once (POSIX semantics)");
+    }
+    drop(reader);
+    assert_eq!(names(dir.path()), Vec::<String>::new());
+    lf.try_lock()
+        .unwrap()
+        .expect("free once the last handle closed")
+        .release()
+        .unwrap();
 }

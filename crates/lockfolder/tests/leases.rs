@@ -3,19 +3,26 @@
 //! lost the lock. Different machines are played by sibling PID namespaces,
 //! which cannot see each other's processes (so only the lease can judge).
 
-use crate::util::{names, namespaces_available, spawn_in, write_bid, TestFn};
-use lockfolder::{LockFolder, Owner, StaleReason, State};
-use std::time::{Duration, Instant, SystemTime};
+use crate::util::{names, on_another_machine, write_bid, TestFn};
+#[cfg(target_os = "linux")]
+use crate::util::{namespaces_available, spawn_in};
+use lockfolder::{LockFolder, StaleReason, State};
+#[cfg(target_os = "linux")]
+use std::time::Instant;
+use std::time::{Duration, SystemTime};
 
 pub const TESTS: &[TestFn] = &[
     (
         "leases::a_lease_lapses_by_the_file_servers_clock",
         a_lease_lapses_by_the_file_servers_clock,
     ),
+    // Hosts are played by sibling PID namespaces.
+    #[cfg(target_os = "linux")]
     (
         "leases::renewals_hold_the_lock_and_a_dead_hosts_lease_lapses",
         renewals_hold_the_lock_and_a_dead_hosts_lease_lapses,
     ),
+    #[cfg(target_os = "linux")]
     (
         "leases::a_holder_that_cannot_renew_learns_it_before_anyone_enters",
         a_holder_that_cannot_renew_learns_it_before_anyone_enters,
@@ -23,16 +30,15 @@ pub const TESTS: &[TestFn] = &[
     ("leases::fencing_tokens_grow", fencing_tokens_grow),
 ];
 
+#[cfg(target_os = "linux")]
 const T: Duration = Duration::from_secs(20);
+#[cfg(target_os = "linux")]
 const PID_NS: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
 /// A bid of a machine nobody here can judge, under a lease of `ms`.
 fn foreign_lease_bid(dir: &std::path::Path, ms: u64) -> String {
     let mut r = lockfolder::current_identity().unwrap();
-    if let Some(Owner::Linux(o)) = r.owner.as_mut() {
-        o.boot_id = "00000000-0000-4000-8000-000000000000".into();
-        o.machine_id = Some("another-machine".into());
-    }
+    on_another_machine(&mut r);
     r.lease_ms = Some(ms);
     write_bid(dir, &r.to_bytes())
 }
@@ -77,10 +83,12 @@ fn a_lease_lapses_by_the_file_servers_clock() {
     assert_eq!(names(dir.path()), Vec::<String>::new(), "nothing left");
 }
 
+#[cfg(target_os = "linux")]
 fn field(line: &str, i: usize) -> u128 {
     line.split_whitespace().nth(i).unwrap().parse().unwrap()
 }
 
+#[cfg(target_os = "linux")]
 fn renewals_hold_the_lock_and_a_dead_hosts_lease_lapses() {
     if !namespaces_available(&PID_NS[1..]) {
         return;
@@ -111,6 +119,7 @@ fn renewals_hold_the_lock_and_a_dead_hosts_lease_lapses() {
     waiter.finish(T);
 }
 
+#[cfg(target_os = "linux")]
 fn a_holder_that_cannot_renew_learns_it_before_anyone_enters() {
     if !namespaces_available(&PID_NS[1..]) {
         return;

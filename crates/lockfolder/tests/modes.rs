@@ -101,11 +101,12 @@ fn slots_are_never_exceeded_with_kill9() {
     let mut workers: Vec<_> = (0..6)
         .map(|_| spawn("occupy", &[d, o, "slots=3", "4"]))
         .collect();
-    // Kill a worker every 300 ms and start a replacement.
+    // Kill a worker every 300 ms and start a replacement, for 3 s and at
+    // least 5 times (starting a process is slow under wine).
     let until = Instant::now() + Duration::from_secs(3);
     let mut kills = 0;
     let mut i = 0;
-    while Instant::now() < until {
+    while kills < 5 || Instant::now() < until {
         std::thread::sleep(Duration::from_millis(300));
         i = (i + 1) % workers.len();
         workers[i].kill9();
@@ -117,7 +118,6 @@ fn slots_are_never_exceeded_with_kill9() {
     for w in workers {
         most = most.max(most_inside(w));
     }
-    assert!(kills >= 5);
     assert!(
         most >= 2,
         "holders did overlap up to the slot count (most: {most})"

@@ -3,8 +3,8 @@
 //! it; `status` tells holders from waiters and names what a newcomer would
 //! wait for; an operator can remove what no proof can settle.
 
-use crate::util::{dead_pid, names, side_name, spawn, write_bid, TestFn};
-use lockfolder::{EntryKind, Error, LockFolder, Owner, Role, State, Token};
+use crate::util::{dead_pid, names, on_another_machine, side_name, spawn, write_bid, TestFn};
+use lockfolder::{EntryKind, Error, LockFolder, Role, State, Token};
 use std::time::{Duration, Instant};
 
 pub const TESTS: &[TestFn] = &[
@@ -12,10 +12,12 @@ pub const TESTS: &[TestFn] = &[
         "queue::unjudgeable_marker_loses_its_turn",
         unjudgeable_marker_loses_its_turn,
     ),
+    #[cfg(target_os = "linux")]
     (
         "queue::previous_boot_marker_is_stale",
         previous_boot_marker_is_stale,
     ),
+    #[cfg(unix)]
     (
         "queue::stopped_waiter_loses_its_turn",
         stopped_waiter_loses_its_turn,
@@ -39,19 +41,27 @@ pub const TESTS: &[TestFn] = &[
 ];
 
 const T: Duration = Duration::from_secs(10);
-const OTHER_BOOT: &str = "00000000-0000-4000-8000-000000000000";
 
 fn me() -> lockfolder::BidRecord {
     lockfolder::current_identity().unwrap()
 }
 
 /// Our identity with another boot id, booted `shift` seconds from ours.
+#[cfg(target_os = "linux")]
 fn other_boot(shift: i64) -> lockfolder::BidRecord {
     let mut r = me();
-    if let Some(Owner::Linux(o)) = r.owner.as_mut() {
-        o.boot_id = OTHER_BOOT.into();
+    if let Some(lockfolder::Owner::Linux(o)) = r.owner.as_mut() {
+        o.boot_id = "00000000-0000-4000-8000-000000000000".into();
         o.boot_time = o.boot_time.saturating_add_signed(shift);
     }
+    r
+}
+
+/// Our identity as written on a machine nobody here can judge (on Linux:
+/// another boot id that claims a later boot, so not our past).
+fn elsewhere() -> lockfolder::BidRecord {
+    let mut r = me();
+    on_another_machine(&mut r);
     r
 }
 
@@ -73,7 +83,7 @@ fn unjudgeable_marker_loses_its_turn() {
     // A queue marker of a machine nobody here can judge (another boot id that
     // claims a later boot: not our past), older than us, lock free.
     let dir = tempfile::tempdir().unwrap();
-    let name = marker(dir.path(), 42, &other_boot(3600));
+    let name = marker(dir.path(), 42, &elsewhere());
     let lf = LockFolder::new(dir.path()).unwrap();
     let st = lf.status().unwrap();
     let h = st
@@ -105,6 +115,7 @@ fn unjudgeable_marker_loses_its_turn() {
     );
 }
 
+#[cfg(target_os = "linux")]
 fn previous_boot_marker_is_stale() {
     let dir = tempfile::tempdir().unwrap();
     let name = marker(dir.path(), 42, &other_boot(-3600));
@@ -118,11 +129,13 @@ fn previous_boot_marker_is_stale() {
     g.release().unwrap();
 }
 
+#[cfg(unix)]
 fn signal(pid: u32, sig: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), sig)
         .unwrap();
 }
 
+#[cfg(unix)]
 fn stopped_waiter_loses_its_turn() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
@@ -170,26 +183,29 @@ fn status_tells_holders_from_waiters() {
     assert_eq!(by_pid(waiter.pid()).kind, EntryKind::QueueMarker);
     let blockers: Vec<_> = st.blockers.iter().map(|h| h.pid).collect();
     assert_eq!(blockers, vec![Some(holder.pid()), Some(waiter.pid())]);
-    // A holder stopped inside its critical section is shown as such (once
-    // the signal has taken effect).
-    signal(holder.pid(), rustix::process::Signal::STOP);
-    let stopped = |lf: &LockFolder| {
-        let st = lf.status().unwrap();
-        let h = st
-            .entries
-            .iter()
-            .find(|h| h.pid == Some(holder.pid()))
-            .unwrap()
-            .clone();
-        (h.stopped && h.describe().contains("stopped"), h)
-    };
-    let end = Instant::now() + T;
-    while !stopped(&lf).0 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(10));
+    #[cfg(unix)]
+    {
+        // A holder stopped inside its critical section is shown as such (once
+        // the signal has taken effect).
+        signal(holder.pid(), rustix::process::Signal::STOP);
+        let stopped = |lf: &LockFolder| {
+            let st = lf.status().unwrap();
+            let h = st
+                .entries
+                .iter()
+                .find(|h| h.pid == Some(holder.pid()))
+                .unwrap()
+                .clone();
+            (h.stopped && h.describe().contains("stopped"), h)
+        };
+        let end = Instant::now() + T;
+        while !stopped(&lf).0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (ok, h) = stopped(&lf);
+        assert!(ok, "{h:?}");
+        signal(holder.pid(), rustix::process::Signal::CONT);
     }
-    let (ok, h) = stopped(&lf);
-    assert!(ok, "{h:?}");
-    signal(holder.pid(), rustix::process::Signal::CONT);
     assert_eq!(holder.finish(T), 0);
     waiter.expect("GOT", T);
     assert_eq!(waiter.finish(T), 0);
@@ -228,7 +244,7 @@ fn remove_forced_removes_only_what_no_proof_settles() {
         Err(Error::Refused { .. })
     ));
     // A bid of another machine, and a 1.x-named bid left empty: removed.
-    let mut foreign = other_boot(3600);
+    let mut foreign = elsewhere();
     foreign.pid = dead_pid();
     let f = write_bid(dir.path(), &foreign.to_bytes());
     let empty = write_bid(dir.path(), b"");

@@ -12,6 +12,7 @@ mod hostile;
 mod identity;
 mod leases;
 mod modes;
+#[cfg(target_os = "linux")]
 mod namespaces;
 mod queue;
 mod util;
@@ -25,6 +26,11 @@ fn main() {
     }
     let args = Arguments::from_args();
     let mut trials: Vec<Trial> = Vec::new();
+    // Linux namespaces (containers, time namespaces) exist only there.
+    #[cfg(target_os = "linux")]
+    let namespaces = namespaces::TESTS;
+    #[cfg(not(target_os = "linux"))]
+    let namespaces: &[util::TestFn] = &[];
     for (name, f) in contention::TESTS
         .iter()
         .chain(folder::TESTS)
@@ -32,7 +38,7 @@ fn main() {
         .chain(identity::TESTS)
         .chain(leases::TESTS)
         .chain(modes::TESTS)
-        .chain(namespaces::TESTS)
+        .chain(namespaces)
         .chain(queue::TESTS)
         .chain(waiting::TESTS)
     {

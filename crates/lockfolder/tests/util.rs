@@ -122,6 +122,7 @@ impl Drop for Proc {
 /// kernel with PID and time namespaces). CI runs as root and sets
 /// `LOCKFOLDER_REQUIRE_NAMESPACES=1`, so there a missing capability fails the
 /// test instead of skipping it.
+#[cfg(target_os = "linux")]
 pub fn namespaces_available(flags: &[&str]) -> bool {
     let ok = Command::new("unshare")
         .args(flags)
@@ -169,11 +170,18 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
         .unwrap_or_else(|_| panic!("did not finish within {limit:?}"))
 }
 
-/// A PID that no process has: a child that has exited and been reaped.
+/// A PID that no process has: a child (this binary, which exits at once)
+/// that has exited and been reaped (on Windows: whose handle is closed).
 pub fn dead_pid() -> u32 {
-    let mut c = Command::new("true").spawn().unwrap();
+    let mut c = Command::new(std::env::current_exe().unwrap())
+        .env("LF_ROLE", "exit")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = c.id();
     c.wait().unwrap();
+    drop(c);
     pid
 }
 
@@ -184,8 +192,8 @@ pub fn write_bid(dir: &Path, content: &[u8]) -> String {
     name
 }
 
-/// The name of a side file (`docs/protocol.md` §1) for a Linux writer with
-/// PID `pid` whose other identity is `like`'s; `suffix`: `tmp` or `wait`.
+/// The name of a side file (`docs/protocol.md` §1) for a writer with PID
+/// `pid` whose other identity is `like`'s; `suffix`: `tmp` or `wait`.
 /// Written out here by hand, as another implementation would.
 pub fn side_name(
     token: &lockfolder::Token,
@@ -193,12 +201,95 @@ pub fn side_name(
     like: &lockfolder::BidRecord,
     suffix: &str,
 ) -> String {
-    let Some(lockfolder::Owner::Linux(o)) = &like.owner else {
-        panic!("not a Linux identity: {like:?}");
+    let hex = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '-')
+            .collect::<String>()
+            .to_ascii_lowercase()
     };
-    let boot: String = o.boot_id.chars().filter(|c| *c != '-').collect();
-    format!(
-        ".lockfolder-{token}-{pid}.L{}.{}.{boot}.{}.{suffix}",
-        o.start_ticks, o.pid_ns, o.boot_time
-    )
+    let key = match &like.owner {
+        Some(lockfolder::Owner::Linux(o)) => format!(
+            "L{}.{}.{}.{}",
+            o.start_ticks,
+            o.pid_ns,
+            hex(&o.boot_id),
+            o.boot_time
+        ),
+        Some(lockfolder::Owner::Windows(o)) => format!("W{}.{}", o.created, hex(&o.machine_guid)),
+        Some(lockfolder::Owner::Macos(o)) => format!("M{}.{}", o.start_us, hex(&o.boot_session)),
+        Some(lockfolder::Owner::Freebsd(o)) => format!("F{}.{}", o.start_us, hex(&o.host_uuid)),
+        other => panic!("no identity to name a side file after: {other:?}"),
+    };
+    format!(".lockfolder-{token}-{pid}.{key}.{suffix}")
+}
+
+/// Our own identity as another machine's: the same process, written on a
+/// machine (and kernel) that is not this one.
+pub fn on_another_machine(r: &mut lockfolder::BidRecord) {
+    r.host = Some("elsewhere.example".into());
+    match r.owner.as_mut() {
+        Some(lockfolder::Owner::Linux(o)) => {
+            o.boot_id = "00000000-0000-4000-8000-000000000000".into();
+            o.machine_id = Some("another-machine".into());
+            o.boot_time += 3600;
+        }
+        Some(lockfolder::Owner::Windows(o)) => {
+            o.machine_guid = "00000000-0000-4000-8000-00000000abcd".into();
+        }
+        Some(lockfolder::Owner::Macos(o)) => {
+            o.host_uuid = "00000000-0000-4000-8000-00000000abcd".into();
+        }
+        Some(lockfolder::Owner::Freebsd(o)) => {
+            o.host_uuid = "00000000-0000-4000-8000-00000000abcd".into();
+        }
+        other => panic!("no identity: {other:?}"),
+    }
+}
+
+/// What the Windows tests ask about processes, straight from the system
+/// (independently of the crate's own code).
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub mod windows {
+    use windows_sys::Win32::Foundation::{CloseHandle, FILETIME, WAIT_TIMEOUT};
+    use windows_sys::Win32::System::Threading::{
+        GetProcessTimes, OpenProcess, WaitForSingleObject, PROCESS_QUERY_LIMITED_INFORMATION,
+        PROCESS_SYNCHRONIZE,
+    };
+
+    fn ft(t: FILETIME) -> u64 {
+        (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime)
+    }
+
+    /// Creation time, and kernel plus user time, in 100 ns units; and
+    /// whether the process is still running.
+    pub fn times(pid: u32) -> Option<(u64, u64, bool)> {
+        // SAFETY: plain call; the handle is closed below.
+        let h = unsafe {
+            OpenProcess(
+                PROCESS_QUERY_LIMITED_INFORMATION | PROCESS_SYNCHRONIZE,
+                0,
+                pid,
+            )
+        };
+        if h.is_null() {
+            return None;
+        }
+        let z = FILETIME {
+            dwLowDateTime: 0,
+            dwHighDateTime: 0,
+        };
+        let (mut c, mut e, mut k, mut u) = (z, z, z, z);
+        // SAFETY: `h` is an open process handle; the outputs are writable.
+        let ok = unsafe { GetProcessTimes(h, &mut c, &mut e, &mut k, &mut u) };
+        // SAFETY: as above, zero timeout.
+        let running = unsafe { WaitForSingleObject(h, 0) } == WAIT_TIMEOUT;
+        // SAFETY: the handle opened above, closed once.
+        unsafe { CloseHandle(h) };
+        (ok != 0).then(|| (ft(c), ft(k) + ft(u), running))
+    }
+
+    pub fn running(pid: u32) -> bool {
+        times(pid).is_some_and(|t| t.2)
+    }
 }

@@ -20,6 +20,8 @@ pub const TESTS: &[TestFn] = &[
         "waiting::oldest_waiter_goes_first",
         oldest_waiter_goes_first,
     ),
+    // CPU time is read from /proc or GetProcessTimes.
+    #[cfg(any(target_os = "linux", windows))]
     (
         "waiting::blocked_waiter_uses_no_cpu",
         blocked_waiter_uses_no_cpu,
@@ -173,6 +175,13 @@ fn oldest_waiter_goes_first() {
     assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
 }
 
+#[cfg(windows)]
+fn cpu_time_of(pid: u32) -> Duration {
+    let (_, busy, _) = crate::util::windows::times(pid).unwrap();
+    Duration::from_nanos(busy * 100)
+}
+
+#[cfg(target_os = "linux")]
 fn cpu_time_of(pid: u32) -> Duration {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
@@ -181,6 +190,7 @@ fn cpu_time_of(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / rustix::param::clock_ticks_per_second())
 }
 
+#[cfg(any(target_os = "linux", windows))]
 fn blocked_waiter_uses_no_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();

@@ -2,15 +2,44 @@
 //! rests on a property of the filesystem (a listing made after our own
 //! publish is fresh) that local filesystems guarantee and network ones may
 //! not. Identified once, when the folder is opened.
+//!
+//! `linux.rs`: the `statfs` magic and mountinfo. `bsd.rs` (macOS and
+//! FreeBSD): `fstatfs`'s type name and `MNT_LOCAL`. `windows.rs`: the
+//! volume's file system name and whether the volume is remote. `kinds.rs`:
+//! which of those names are local, network or FUSE (pure, tested
+//! everywhere). `other.rs`: unknown, never local.
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 pub(crate) use linux::identify;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod bsd;
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+pub(crate) use bsd::identify;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::identify;
+
+#[cfg(any(test, target_os = "macos", target_os = "freebsd", windows))]
+mod kinds;
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 mod other;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 pub(crate) use other::identify;
 
 /// The broad family of a filesystem.
@@ -59,6 +88,7 @@ pub struct Filesystem {
 }
 
 impl Filesystem {
+    #[cfg_attr(windows, allow(dead_code))]
     pub(crate) fn unknown(name: &str) -> Filesystem {
         Filesystem {
             name: name.to_owned(),

@@ -2,6 +2,9 @@
 //! start ticks (in the initial time namespace's terms); a 1.x bid by PID
 //! and `CREATED` alone.
 
+// Only the Linux backend judges by these rules (they are tested everywhere).
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 use super::{
     by_probe, hex_or_raw, LinuxOwner, Probe, RunState, StaleReason, Unjudgeable, Verdict,
     LEGACY_CLOCK_STEP_TOLERANCE,

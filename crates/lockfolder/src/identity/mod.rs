@@ -16,6 +16,7 @@ mod portable;
 #[cfg(test)]
 mod testing;
 
+#[cfg_attr(not(target_os = "linux"), allow(unused_imports))]
 pub(crate) use linux::{
     judge_legacy_linux, judge_linux, judge_linux_side, LinuxLocal, LinuxProcs, SeenProcess,
 };

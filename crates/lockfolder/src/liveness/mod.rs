@@ -4,7 +4,13 @@
 //! files here supply this platform's facts: `/proc` and `kill(2)` on Linux,
 //! `sysctl` on macOS and FreeBSD, process handles on Windows.
 //!
-//! Selected in this one place, so call sites carry no `cfg`.
+//! Selected in this one place, so call sites carry no `cfg`: `linux.rs`,
+//! `macos.rs`, `freebsd.rs`, `windows.rs`, and `other.rs` (no proof: every
+//! entry is alive and bidding fails) for the rest. The three platforms whose
+//! start times name a process on their own share one judge
+//! (`portable.rs`); `sysctl.rs` is the `sysctl(3)` of macOS and FreeBSD;
+//! `parse.rs` holds the pure decoding of what those systems return, tested
+//! on every host.
 
 use crate::identity::{Claim, Owner, OwnerKey, Verdict};
 
@@ -13,12 +19,51 @@ mod linux;
 #[cfg(target_os = "linux")]
 use linux as imp;
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as imp;
+
+#[cfg(target_os = "freebsd")]
+mod freebsd;
+#[cfg(target_os = "freebsd")]
+use freebsd as imp;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as imp;
+
+#[cfg(any(target_os = "macos", target_os = "freebsd"))]
+mod sysctl;
+
+#[cfg(any(test, target_os = "macos", target_os = "freebsd", windows))]
+mod parse;
+#[cfg(any(test, target_os = "macos", target_os = "freebsd", windows))]
+mod portable;
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 mod other;
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "macos",
+    target_os = "freebsd",
+    windows
+)))]
 use other as imp;
 
-pub(crate) use imp::{command_line, current_pid, start_of};
+pub(crate) use imp::{command_line, current_pid};
+// The waker checks that what it watches is the process it meant: by PID
+// and start on Unix, by the handle it opened on Windows.
+#[cfg(windows)]
+pub(crate) use imp::creation_time;
+#[cfg(not(windows))]
+pub(crate) use imp::start_of;
 
 /// A process of ours as its bids describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ pub(crate) use unix::Folder;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]
-pub(crate) use windows::Folder;
+pub(crate) use windows::{verbatim_wide, Folder};
 
 /// One name from a listing, with the type the directory reported for it.
 pub(crate) struct RawEntry {
@@ -24,8 +24,10 @@ pub(crate) struct RawEntry {
     pub kind: EntryType,
 }
 
-/// File types as far as the protocol cares.
+/// File types as far as the protocol cares. (Windows listings always say
+/// what an entry is, and have no FIFOs or sockets.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) enum EntryType {
     File,
     Dir,
