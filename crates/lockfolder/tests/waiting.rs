@@ -26,6 +26,11 @@ pub const TESTS: &[TestFn] = &[
         "waiting::blocked_waiter_uses_no_cpu",
         blocked_waiter_uses_no_cpu,
     ),
+    #[cfg(target_os = "linux")]
+    (
+        "waiting::a_bid_kept_by_its_group_after_its_owner_exits_costs_no_cpu",
+        a_bid_kept_by_its_group_after_its_owner_exits_costs_no_cpu,
+    ),
 ];
 
 const T: Duration = Duration::from_secs(10);
@@ -210,4 +215,57 @@ fn blocked_waiter_uses_no_cpu() {
     g.release().unwrap();
     waiter.expect("GOT", T);
     assert_eq!(waiter.finish(T), 0);
+}
+
+/// A bid whose owner has exited but whose process group lives on is live;
+/// the waiter watched the owner's exit (a pidfd, readable for ever once the
+/// owner is gone) and must not spin on it.
+#[cfg(target_os = "linux")]
+fn a_bid_kept_by_its_group_after_its_owner_exits_costs_no_cpu() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let mut leader = std::process::Command::new("sh")
+        .args(["-c", "sleep 30 & sleep 0.5"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = leader.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ticks: u64 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut rec = lockfolder::current_identity().unwrap();
+    rec.pid = pid;
+    rec.group = Some(pid);
+    if let Some(lockfolder::Owner::Linux(o)) = rec.owner.as_mut() {
+        o.start_ticks = ticks;
+    }
+    crate::util::write_bid(dir.path(), &rec.to_bytes());
+    let waiter = spawn("wait", &[d, "4000"]);
+    waiter.expect("WAITING", T);
+    leader.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_time_of(waiter.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_time_of(waiter.pid()) - before;
+    assert!(
+        used <= Duration::from_millis(60),
+        "waiter used {used:?} of CPU in 2 s"
+    );
+    let line = waiter.line(T);
+    assert!(
+        line.starts_with("ERR"),
+        "the group still holds the lock: {line}"
+    );
+    let _ = rustix::process::kill_process_group(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    );
 }

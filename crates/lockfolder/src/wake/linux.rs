@@ -118,6 +118,11 @@ impl Watch {
 /// A pidfd on a live rival, readable once that process has exited.
 pub(crate) struct ExitWatch {
     fd: OwnedFd,
+    /// A pidfd stays readable once its process has exited: it wakes a
+    /// waiter once, then the re-check timer takes over (a bid kept alive by
+    /// its process group after its owner exited must not make every sleep
+    /// return at once).
+    fired: std::sync::atomic::AtomicBool,
 }
 
 /// Opens a pidfd on `pid`, then checks that the PID still names the process
@@ -126,7 +131,10 @@ pub(crate) struct ExitWatch {
 pub(crate) fn watch_process(pid: u32, start: u64) -> Option<ExitWatch> {
     let p = rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)?;
     let fd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()?;
-    (crate::liveness::start_of(pid) == Some(start)).then_some(ExitWatch { fd })
+    (crate::liveness::start_of(pid) == Some(start)).then_some(ExitWatch {
+        fd,
+        fired: std::sync::atomic::AtomicBool::new(false),
+    })
 }
 
 /// Sleeps until a relevant folder change, a watched process's exit, the
@@ -139,6 +147,12 @@ pub(crate) fn sleep(
     timeout: Duration,
     relevant: Option<&[Vec<u8>]>,
 ) -> io::Result<Wake> {
+    use std::sync::atomic::Ordering;
+    let holders: Vec<&ExitWatch> = holders
+        .iter()
+        .copied()
+        .filter(|h| !h.fired.load(Ordering::Relaxed))
+        .collect();
     // A timeout too large to add means "a very long time": the caller
     // re-checks long before that anyway.
     let deadline = Instant::now().checked_add(timeout);
@@ -157,7 +171,7 @@ pub(crate) fn sleep(
         if let Some(w) = watch {
             fds.push(PollFd::new(&w.fd, PollFlags::IN));
         }
-        for h in holders {
+        for h in &holders {
             fds.push(PollFd::new(&h.fd, PollFlags::IN));
         }
         let ts = rustix::event::Timespec {
@@ -179,7 +193,13 @@ pub(crate) fn sleep(
             }
             i += 1;
         }
-        if ready[i + usize::from(watch.is_some())..].iter().any(|r| *r) {
+        let exits = &ready[i + usize::from(watch.is_some())..];
+        if exits.iter().any(|r| *r) {
+            for (h, r) in holders.iter().zip(exits) {
+                if *r {
+                    h.fired.store(true, Ordering::Relaxed);
+                }
+            }
             return Ok(Wake::Process);
         }
         if let Some(w) = watch {
