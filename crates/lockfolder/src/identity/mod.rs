@@ -22,7 +22,8 @@ pub(crate) use linux::{
 };
 #[cfg_attr(target_os = "linux", allow(unused_imports))]
 pub(crate) use portable::{
-    judge_freebsd, judge_macos, judge_portable_side, judge_windows, PortableLocal, PortableProcs,
+    judge_freebsd, judge_legacy_portable, judge_macos, judge_portable_side, judge_windows,
+    PortableLocal, PortableProcs,
 };
 
 /// Why a bid or side file was judged stale.
@@ -199,7 +200,9 @@ pub struct WindowsOwner {
 /// Unix epoch, fixed when the process starts) on one machine and boot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MacosOwner {
-    /// `kern.uuid`: the machine.
+    /// The machine: the Hardware UUID from `gethostuuid()` (not
+    /// `kern.uuid`, which names the kernel build and is shared by every Mac
+    /// running it).
     pub host_uuid: String,
     /// `kern.bootsessionuuid`: this boot.
     pub boot_session: String,

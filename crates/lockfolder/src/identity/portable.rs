@@ -15,7 +15,7 @@ use super::{
 pub(crate) struct PortableLocal {
     pub os: &'static str,
     pub host: String,
-    /// MachineGuid / kern.uuid / kern.hostuuid.
+    /// MachineGuid / the macOS Hardware UUID (`gethostuuid`) / kern.hostuuid.
     pub machine: String,
     /// macOS: kern.bootsessionuuid. Empty where the platform has none.
     pub boot: String,
@@ -26,6 +26,33 @@ pub(crate) struct PortableLocal {
 pub(crate) trait PortableProcs {
     fn probe(&self, pid: u32) -> Probe;
     fn group_gone(&self, pgid: u32) -> bool;
+    /// lockfolder 1.0.2's `CREATED` (psutil's `int(create_time())`) for the
+    /// process `pid` whose probe said it started at `start`.
+    fn created(&self, pid: u32, start: u64) -> Option<i64>;
+}
+
+/// Judges a lockfolder 1.x bid (only `PID` and `CREATED`) on Windows,
+/// macOS and FreeBSD. It names no machine: it is judged as written on this
+/// one (as 1.0.2 itself does). These platforms give no PID namespaces to a
+/// process (FreeBSD's jails hide processes; its probe then never answers
+/// "gone"), so a probe of the PID settles it, with 1.x's clock-step
+/// tolerance on `CREATED` (`LEGACY_CLOCK_STEP_TOLERANCE`).
+pub(crate) fn judge_legacy_portable(pid: u32, created: i64, procs: &dyn PortableProcs) -> Verdict {
+    match procs.probe(pid) {
+        Probe::Unknown => Verdict::LIVE,
+        Probe::Gone => Verdict::Stale(StaleReason::Gone),
+        p @ Probe::Alive { start, .. } => match procs.created(pid, start) {
+            None => Verdict::LIVE,
+            Some(now) if super::linux::legacy_may_be_owner(now, created) => {
+                match by_probe(p, |_| true) {
+                    // Windows: an exited process whose handle still opens.
+                    Verdict::Stale(StaleReason::Defunct) => Verdict::Stale(StaleReason::Gone),
+                    v => v,
+                }
+            }
+            Some(_) => Verdict::Stale(StaleReason::PidReused),
+        },
+    }
 }
 
 /// Judges a Windows identity: same machine, then PID + creation time.

@@ -31,6 +31,10 @@ impl PortableProcs for Table {
     fn group_gone(&self, pgid: u32) -> bool {
         !self.groups.contains(&pgid)
     }
+    /// Starts in the table are whole seconds here.
+    fn created(&self, _pid: u32, start: u64) -> Option<i64> {
+        i64::try_from(start).ok()
+    }
 }
 
 pub(crate) const BOOT: &str = "0f6a0e2c-8e7d-4c1e-9a55-2b8c6e3f1d20";

@@ -239,6 +239,14 @@ impl PortableProcs for Procs {
                 )
             })
     }
+
+    /// psutil's `CREATED` is the seconds of `ki_start` as FreeBSD reports
+    /// it now (boot time plus the start's uptime).
+    fn created(&self, pid: u32, _start: u64) -> Option<i64> {
+        read_proc(pid)
+            .ok()
+            .map(|p| parse::created_of_timeval(p.start_sec))
+    }
 }
 
 /// The command line of a process (`KERN_PROC_ARGS`), for display only.

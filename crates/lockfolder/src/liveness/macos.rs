@@ -201,6 +201,11 @@ impl PortableProcs for Procs {
             )
         })
     }
+
+    /// `p_starttime` is µs since the epoch; psutil's `CREATED` its seconds.
+    fn created(&self, _pid: u32, start: u64) -> Option<i64> {
+        i64::try_from(start / 1_000_000).ok()
+    }
 }
 
 /// The command line of a process (`KERN_PROCARGS2`), for display only.

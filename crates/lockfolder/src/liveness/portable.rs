@@ -33,13 +33,9 @@ impl<P: PortableProcs> Judge<P> {
                 Owner::Freebsd(o) => identity::judge_freebsd(*pid, o, *group, me, &self.procs),
                 Owner::Linux(_) => Verdict::Unjudgeable(Unjudgeable::OtherPlatform("linux".into())),
             },
-            // The rules for 1.x bids (PID and whole-second CREATED only) are
-            // written for Linux; until `identity/` has one for this
-            // platform, such a bid is never judged stale here.
-            Claim::Legacy { .. } => Verdict::Unjudgeable(Unjudgeable::UnknownFormat(format!(
-                "a lockfolder 1.x bid; this build has no rule for 1.x bids on {}",
-                me.os
-            ))),
+            Claim::Legacy { pid, created } => {
+                identity::judge_legacy_portable(*pid, *created, &self.procs)
+            }
             Claim::Side { pid, key } => identity::judge_portable_side(*pid, key, me, &self.procs),
             Claim::Unreadable(why) => Verdict::Unjudgeable(why.clone()),
         }
@@ -106,6 +102,10 @@ mod tests {
         fn group_gone(&self, pgid: u32) -> bool {
             !self.1.contains(&pgid)
         }
+        /// Starts are whole seconds in these tests.
+        fn created(&self, _pid: u32, start: u64) -> Option<i64> {
+            i64::try_from(start).ok()
+        }
     }
 
     const GUID: &str = "9A2F0C1E-0000-4000-8000-00000000ABCD";
@@ -157,14 +157,22 @@ mod tests {
         assert_eq!(j.judge(&bid(9, 99)), Verdict::Stale(StaleReason::Gone));
         assert_eq!(j.judge(&bid(7, 99)), Verdict::Stale(StaleReason::Gone));
         assert_eq!(j.judge(&bid(10, 5)), Verdict::LIVE, "a doubt is alive");
-        let legacy = Claim::Legacy { pid: 7, created: 1 };
-        assert!(
-            matches!(
-                j.judge(&legacy),
-                Verdict::Unjudgeable(Unjudgeable::UnknownFormat(_))
-            ),
-            "no 1.x rule here: never stale"
+        // 1.x bids: a probe of the PID settles it, within the clock-step
+        // tolerance on CREATED.
+        let legacy = |pid, created| Claim::Legacy { pid, created };
+        assert_eq!(j.judge(&legacy(7, 1)), Verdict::Stale(StaleReason::Gone));
+        assert_eq!(j.judge(&legacy(8, 1234)), Verdict::LIVE);
+        assert_eq!(
+            j.judge(&legacy(8, 1234 - 30)),
+            Verdict::LIVE,
+            "a clock step"
         );
+        assert_eq!(
+            j.judge(&legacy(8, 1234 - 1000)),
+            Verdict::Stale(StaleReason::PidReused)
+        );
+        assert_eq!(j.judge(&legacy(9, 99)), Verdict::Stale(StaleReason::Gone));
+        assert_eq!(j.judge(&legacy(10, 5)), Verdict::LIVE, "a doubt is alive");
         let mac = Claim::Bid {
             pid: 7,
             owner: Owner::Macos(MacosOwner {

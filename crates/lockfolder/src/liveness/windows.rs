@@ -299,6 +299,10 @@ impl PortableProcs for Procs {
         // owner (judge_windows does not ask).
         false
     }
+
+    fn created(&self, _pid: u32, start: u64) -> Option<i64> {
+        Some(parse::windows_created(start))
+    }
 }
 
 /// The executable of a process, for display only (its full command line
