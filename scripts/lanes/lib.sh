@@ -205,7 +205,9 @@ debian_rust_env() {
     export RUSTC_BOOTSTRAP=1
     # rustup's proxies read this; make sure none of them is picked up.
     unset RUSTUP_TOOLCHAIN
-    export CARGO_TARGET_DIR="${LANES_TARGET_DIR:-$REPO_ROOT/target/lanes}"
+    # Not the checkout's target/: the host build keeps its own, and CI (a
+    # fresh clone each run) finds the std builds of its previous runs here.
+    export CARGO_TARGET_DIR="${LANES_TARGET_DIR:-$LANES_CACHE/target}"
     # Line tables are enough for a backtrace and much cheaper than full
     # debuginfo for the copies of std the lanes build. The same in every lane,
     # so that cross.sh and windows.sh share the Windows std.
