@@ -10,7 +10,7 @@
 # rustup here has only the x86_64 Linux std, so the lane uses Debian's Rust
 # 1.96 (rustc-web, cargo-web, rust-web-src, rust-web-clippy from
 # bookworm-security) and builds std for each target with -Zbuild-std.
-# Linking: zig (cargo-zigbuild + ziglang from PyPI, in .venv-lanes/) for
+# Linking: zig (cargo-zigbuild + ziglang from PyPI, in the lanes' venv) for
 # macOS, FreeBSD and the other Linux targets; mingw-w64 for Windows.
 # Outputs go to the lanes' cache (LANES_TARGET_DIR, default
 # ~/.cache/lockfolder-lanes/target), apart from the host build; CI, a fresh

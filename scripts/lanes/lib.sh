@@ -14,8 +14,11 @@ REPO_ROOT="$(cd "$LANES_DIR/../.." && pwd)"
 # Caches that survive between runs on one machine (the wine prefix, the
 # Windows CPython, downloads). Not in the checkout: a wine prefix is 0.7 GB.
 LANES_CACHE="${LANES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lockfolder-lanes}"
-# Python tools of the lanes (cargo-zigbuild, ziglang): git-ignored (.venv*).
-LANES_VENV="${LANES_VENV:-$REPO_ROOT/.venv-lanes}"
+# Python tools of the lanes (cargo-zigbuild, ziglang), also in the cache:
+# cargo-zigbuild names its linker wrappers after the path of zig, and cargo
+# rebuilds std and every dependency when the linker's path changes, so a venv
+# inside each fresh CI clone would make every run cold.
+LANES_VENV="${LANES_VENV:-$LANES_CACHE/venv}"
 
 export DEBIAN_FRONTEND=noninteractive
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
