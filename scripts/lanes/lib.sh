@@ -10,6 +10,7 @@
 set -euo pipefail
 
 LANES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034 # used by the lanes that source this file
 REPO_ROOT="$(cd "$LANES_DIR/../.." && pwd)"
 # Caches that survive between runs on one machine (the wine prefix, the
 # Windows CPython, downloads). Not in the checkout: a wine prefix is 0.7 GB.
@@ -211,6 +212,16 @@ debian_rust_env() {
     # Not the checkout's target/: the host build keeps its own, and CI (a
     # fresh clone each run) finds the std builds of its previous runs here.
     export CARGO_TARGET_DIR="${LANES_TARGET_DIR:-$LANES_CACHE/target}"
+    # Every clone adds its own copies of the workspace crates there; start
+    # over (one cold run) rather than let it grow without bound.
+    local max_kb=$((${LANES_TARGET_MAX_GB:-10} * 1024 * 1024)) kb
+    if [ -d "$CARGO_TARGET_DIR" ]; then
+        kb="$(du -sk "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"
+        if ((${kb:-0} > max_kb)); then
+            log "lanes: $CARGO_TARGET_DIR is over ${LANES_TARGET_MAX_GB:-10} GB; emptying it"
+            rm -rf "$CARGO_TARGET_DIR"
+        fi
+    fi
     # Line tables are enough for a backtrace and much cheaper than full
     # debuginfo for the copies of std the lanes build. The same in every lane,
     # so that cross.sh and windows.sh share the Windows std.
