@@ -80,7 +80,7 @@ for arg in "$@"; do
     case "$arg" in
     --survey) survey=1 ;;
     -h | --help)
-        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*) die "unknown option $arg" ;;
