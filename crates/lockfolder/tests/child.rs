@@ -26,7 +26,7 @@ fn open(dir: &str, spec: Option<&str>) -> LockFolder {
 /// `int(psutil.Process().create_time())` on Linux, as lockfolder 1.0.2
 /// stores it: `btime + start_ticks // CLK_TCK`, in this process's view.
 #[cfg(target_os = "linux")]
-fn legacy_created() -> i64 {
+pub(crate) fn legacy_created() -> i64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
     let btime: i64 = stat
         .lines()
