@@ -108,12 +108,37 @@ mod imp {
         });
     }
 
+    /// Delays planned for every thread (a lease's renewals run in threads
+    /// of their own): (operation, part of the name, delay).
+    static SLOW: std::sync::Mutex<Vec<(Op, Vec<u8>, std::time::Duration)>> =
+        std::sync::Mutex::new(Vec::new());
+
+    /// Makes the next call of `op` on a name containing `name_contains`, in
+    /// any thread, wait `delay` before it goes ahead: a file server that
+    /// answers late.
+    pub(crate) fn slow_once(op: Op, name_contains: &[u8], delay: std::time::Duration) {
+        SLOW.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((op, name_contains.to_vec(), delay));
+    }
+
+    fn take_delay(op: Op, name: &[u8]) -> Option<std::time::Duration> {
+        let mut slow = SLOW.lock().unwrap_or_else(|p| p.into_inner());
+        let i = slow.iter().position(|(o, part, _)| {
+            *o == op && name.windows(part.len()).any(|w| w == part.as_slice())
+        })?;
+        Some(slow.remove(i).2)
+    }
+
     /// Removes every planned fault of this thread.
     pub(crate) fn clear() {
         PLAN.with(|p| p.borrow_mut().clear());
     }
 
     pub(crate) fn check(op: Op, name: &[u8]) -> io::Result<()> {
+        if let Some(delay) = take_delay(op, name) {
+            std::thread::sleep(delay);
+        }
         PLAN.with(|p| {
             let mut plan = p.borrow_mut();
             for f in plan.iter_mut() {

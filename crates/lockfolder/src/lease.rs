@@ -47,6 +47,31 @@ pub(crate) fn holder_validity(lease: Duration) -> Duration {
     lease * HOLDER_SHARE.0 / HOLDER_SHARE.1
 }
 
+/// What a renewal sent at `sent` (local monotonic clock) and answered at
+/// `landed` makes of a validity that ran until `valid_until`: it counts from
+/// its sending, but only if it landed before that validity ended. Until a
+/// renewal lands, readers still see the previous stamp and may judge the
+/// lease by it; a renewal that lands later may come after a successor
+/// judged the lease expired (and entered), so it must not revive the
+/// holder's belief. `None`: the lease is lost.
+pub(crate) fn after_renewal(
+    lease: Duration,
+    valid_until: Instant,
+    sent: Instant,
+    landed: Instant,
+) -> Option<Instant> {
+    if landed >= valid_until {
+        return None;
+    }
+    Some(add(sent, holder_validity(lease)).max(valid_until))
+}
+
+/// Until when a bid last stamped by a renewal sent at `since` may be
+/// counted on.
+pub(crate) fn valid_until(lease: Duration, since: Instant) -> Instant {
+    add(since, holder_validity(lease))
+}
+
 /// What a holder's renewal threads share with its guard.
 struct State {
     lost: AtomicBool,
@@ -82,7 +107,7 @@ impl Renewer {
     pub fn start(shared: Arc<Shared>, name: String, lease: Duration, since: Instant) -> Renewer {
         let state = Arc::new(State {
             lost: AtomicBool::new(false),
-            valid_until: Mutex::new(add(since, holder_validity(lease))),
+            valid_until: Mutex::new(valid_until(lease, since)),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -155,10 +180,20 @@ fn renew(shared: &Shared, name: &str, lease: Duration, since: Instant, st: &Stat
         let sent = Instant::now();
         match shared.folder.touch(name.as_bytes()) {
             Ok(()) if !st.lost.load(Ordering::SeqCst) && !st.stopped() => {
+                let landed = Instant::now();
                 let mut v = st.valid_until.lock().unwrap_or_else(|p| p.into_inner());
-                // Only ever extend, and never revive a lease already lost.
-                if sent < *v {
-                    *v = add(sent, holder_validity(lease));
+                // Not `sent < *v`: a renewal sent in time but answered late
+                // (a slow server, a starved thread) left readers the old
+                // stamp meanwhile. The watchdog catches that too, but only
+                // if it runs on time; this does not depend on it.
+                match after_renewal(lease, *v, sent, landed) {
+                    Some(until) => *v = until,
+                    None => {
+                        drop(v);
+                        st.lost.store(true, Ordering::SeqCst);
+                        st.wake.notify_all();
+                        return;
+                    }
                 }
                 next = add(sent, period);
             }
@@ -216,5 +251,72 @@ mod tests {
         // A server timestamp older than the renewal (clock read earlier):
         // never expired.
         assert!(!expired(lease, t0, t0 - Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_renewal_counts_only_if_it_lands_before_the_validity_ends() {
+        let lease = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let until = valid_until(lease, t0);
+        let sent = t0 + lease / 3;
+        // Answered in time: counted from its sending.
+        assert_eq!(
+            after_renewal(lease, until, sent, sent + Duration::from_millis(10)),
+            Some(sent + holder_validity(lease))
+        );
+        // Sent in time, answered after the validity ended (but before the
+        // send time's share would end): readers may have judged the old
+        // stamp meanwhile, so the lease is lost.
+        assert_eq!(after_renewal(lease, until, sent, until), None);
+        assert_eq!(
+            after_renewal(lease, until, sent, until + Duration::from_millis(100)),
+            None
+        );
+        // Never shortens what an earlier renewal gave.
+        assert_eq!(after_renewal(lease, until, t0, t0), Some(until));
+    }
+
+    /// The modification time of `path`, for noticing a renewal land.
+    fn mtime(path: &std::path::Path) -> SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    /// Waits (up to 8 s) until `path`'s modification time is not `before`.
+    fn until_stamped(path: &std::path::Path, before: SystemTime) {
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while mtime(path) == before {
+            assert!(
+                Instant::now() < deadline,
+                "{} was never renewed",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    // The first renewal is sent a third into the lease (0.67 s of 2 s);
+    // answered 1.5 s later (2.17 s) it lands after the holder's validity
+    // (1.8 s) ended, but before the share counted from its sending would
+    // (2.47 s): a reader may have judged the old stamp expired meanwhile.
+    const SLOW_ANSWER: Duration = Duration::from_millis(1500);
+
+    #[test]
+    fn a_holders_renewal_answered_late_loses_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let lf = crate::LockFolder::builder(dir.path())
+            .lease(Duration::from_secs(2))
+            .open()
+            .unwrap();
+        let g = lf.try_lock().unwrap().unwrap();
+        let bid = g.bid_path();
+        let name = bid.file_name().unwrap().to_str().unwrap().to_owned();
+        let stamped = mtime(&bid);
+        crate::fault::slow_once(crate::error::Op::Renew, name.as_bytes(), SLOW_ANSWER);
+        until_stamped(&bid, stamped);
+        assert!(
+            g.lost(),
+            "a renewal that landed after the validity revived the lease"
+        );
+        let _ = g.release();
     }
 }

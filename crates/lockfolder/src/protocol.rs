@@ -324,7 +324,16 @@ impl Contender {
         if since.elapsed() >= lease / 3 {
             let before = Instant::now();
             match self.shared.folder.touch(name.as_bytes()) {
-                Ok(()) => self.published = Some(before),
+                // A renewal that lands after the validity ended is no
+                // renewal: readers may have judged the old stamp meanwhile.
+                Ok(()) => {
+                    let until = crate::lease::valid_until(lease, since);
+                    if crate::lease::after_renewal(lease, until, before, Instant::now()).is_none() {
+                        self.withdraw()?;
+                        return Ok(false);
+                    }
+                    self.published = Some(before);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     self.bid = None;
                     return Ok(false);
