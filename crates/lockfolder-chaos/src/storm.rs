@@ -980,11 +980,17 @@ fn storm(d: &mut Driver) -> Result<(), String> {
         .collect();
     let mut first: HashMap<String, u64> = HashMap::new();
     let patience = (d.opts.wake_limit * 5).max(d.opts.quiet);
+    let mut looked = Instant::now();
+    let mut stall_shown = None;
     while (first.len() < survivors.len() && stopped.elapsed() < patience)
         || stopped.elapsed() < d.opts.quiet
     {
         std::thread::sleep(Duration::from_millis(10));
         d.reap()?;
+        if looked.elapsed() >= Duration::from_millis(500) {
+            looked = Instant::now();
+            show_stall(d, stopped_ns, &mut stall_shown);
+        }
         for tag in &survivors {
             if first.contains_key(tag) {
                 continue;
@@ -1089,6 +1095,49 @@ fn storm(d: &mut Driver) -> Result<(), String> {
     d.report.lock_ms = median_max(timings.iter().map(|t| t.0).collect());
     d.report.bid_age_ms = median_max(timings.iter().filter_map(|t| t.1).collect());
     Ok(())
+}
+
+/// While the killer is quiet, a stretch without any acquisition longer than
+/// the wake limit is a wedge in the making: print, once per stretch, what
+/// this host sees in the lock folder (each entry's kind, state and why),
+/// so that a wedge in a lane that cannot be rerun at will can be traced.
+fn show_stall(d: &Driver, stopped_ns: u64, shown: &mut Option<u64>) {
+    let Ok(acq) = d.arena.all_acquisitions() else {
+        return;
+    };
+    let latest = acq
+        .iter()
+        .map(|a| a.at_ns)
+        .filter(|&t| t >= stopped_ns)
+        .max()
+        .unwrap_or(stopped_ns);
+    let quiet = Duration::from_nanos(now_ns().saturating_sub(latest));
+    if quiet <= d.opts.wake_limit || *shown == Some(latest) {
+        return;
+    }
+    *shown = Some(latest);
+    let mut out =
+        format!("storm: no acquisition for {quiet:?}; the lock folder as this host sees it:\n");
+    for dir in &d.lock_dirs {
+        match crate::folder::open(dir, None).and_then(|f| f.holders()) {
+            Ok(holders) => {
+                for h in holders {
+                    let _ = writeln!(
+                        out,
+                        "  {}: {} [{} {}]",
+                        dir.display(),
+                        h.describe(),
+                        h.kind.as_str(),
+                        h.state.as_str()
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  {}: holders: {e}", dir.display());
+            }
+        }
+    }
+    eprint!("{out}");
 }
 
 fn first_acquisition_after(arena: &Arena, tag: &str, after_ns: u64) -> Option<u64> {
