@@ -982,6 +982,7 @@ fn storm(d: &mut Driver) -> Result<(), String> {
     let patience = (d.opts.wake_limit * 5).max(d.opts.quiet);
     let mut looked = Instant::now();
     let mut stall_shown = None;
+    let mut waiting_shown: HashSet<String> = HashSet::new();
     while (first.len() < survivors.len() && stopped.elapsed() < patience)
         || stopped.elapsed() < d.opts.quiet
     {
@@ -990,6 +991,13 @@ fn storm(d: &mut Driver) -> Result<(), String> {
         if looked.elapsed() >= Duration::from_millis(500) {
             looked = Instant::now();
             show_stall(d, stopped_ns, &mut stall_shown);
+            if stopped.elapsed() > d.opts.wake_limit {
+                for tag in &survivors {
+                    if !first.contains_key(tag) && waiting_shown.insert(tag.clone()) {
+                        show_waiter(d, tag, stopped.elapsed());
+                    }
+                }
+            }
         }
         for tag in &survivors {
             if first.contains_key(tag) {
@@ -1027,9 +1035,12 @@ fn storm(d: &mut Driver) -> Result<(), String> {
                         .push(format!("{tag} first acquired {wake:?} after {since}"));
                 }
             }
-            None => d.report.wedged.push(format!(
-                "{tag} did not acquire after {since} (waited {patience:?} from the killer's stop)"
-            )),
+            None => {
+                show_waiter(d, tag, stopped.elapsed());
+                d.report.wedged.push(format!(
+                    "{tag} did not acquire after {since} (waited {patience:?} from the killer's stop)"
+                ));
+            }
         }
     }
     d.report.max_wake_after_stop = Some(max_wake);
@@ -1134,6 +1145,44 @@ fn show_stall(d: &Driver, stopped_ns: u64, shown: &mut Option<u64>) {
             }
             Err(e) => {
                 let _ = writeln!(out, "  {}: holders: {e}", dir.display());
+            }
+        }
+    }
+    eprint!("{out}");
+}
+
+/// A survivor that has not acquired since the killer stopped, past the
+/// wake limit: where its threads are (a thread in `D` state with an NFS
+/// `wchan` waits for the filesystem, not for the protocol) and what this
+/// host sees in the lock folder.
+fn show_waiter(d: &Driver, tag: &str, waited: Duration) {
+    let Some(slot) = d.slots.iter().find(|s| s.tag == tag) else {
+        return;
+    };
+    let pid = slot.child.id();
+    let mut out = format!("storm: {tag} (pid {pid}) has not acquired {waited:?} after the killer stopped; its threads:");
+    if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let tid = t.file_name().to_string_lossy().into_owned();
+            let read = |f: &str| {
+                fs::read_to_string(format!("/proc/{pid}/task/{tid}/{f}")).unwrap_or_default()
+            };
+            let state = procfs::parse_stat(&read("stat")).map_or('?', |s| char::from(s.state));
+            let _ = write!(out, " {tid}:{state}:{}", read("wchan").trim());
+        }
+    }
+    out.push('\n');
+    for dir in &d.lock_dirs {
+        if let Ok(holders) = crate::folder::open(dir, None).and_then(|f| f.holders()) {
+            for h in holders {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} [{} {}]",
+                    dir.display(),
+                    h.describe(),
+                    h.kind.as_str(),
+                    h.state.as_str()
+                );
             }
         }
     }
