@@ -11,8 +11,10 @@
 #            CI's test build leaves it); $LOCKFOLDER_STORM / $LOCKFOLDER_BIN
 #            to bring your own
 #   nfs      one NFS guest: NFS v3 and v4.2 (freshness probe and a storm on
-#            two mounts each), then 3 hosts on NFS v4.0 (one client each)
-#            with leases, one host killed whole while it holds the lock
+#            two mounts each)
+#   multihost  another guest: 3 hosts on NFS v4.0 (one client each) with
+#            leases, one host killed whole while it holds the lock; timing
+#            bound, so CI leaves it out (see the step below)
 #   gluster  GlusterFS, two FUSE clients: freshness probe and a storm
 #   sshfs    sshfs default, two clients: freshness probe and a storm
 #   refusal  rclone and an unknown FUSE filesystem: refused by name by the
@@ -34,7 +36,7 @@ NF_BED=lane
 # shellcheck source=scripts/lanes/netfs/common.sh
 . "$(dirname "$0")/netfs/common.sh"
 
-steps=install,build,nfs,gluster,sshfs,refusal
+steps=install,build,nfs,multihost,gluster,sshfs,refusal
 while [ $# -gt 0 ]; do
     case $1 in
     --only)
@@ -158,11 +160,23 @@ if want nfs; then
     # and a lease the loaded guest renews in time. The guest normally takes
     # under 3 minutes; a hung one is cut at 10 (and fails the lane: 125).
     LOCKFOLDER_STORM_LEASE_MS=${NETFS_LANE_LEASE_MS:-2000} \
-        bed nfs "$NF_DIR/nfs.sh" --timeout 600 --job v3 --job v42 --job v40:3
+        bed nfs "$NF_DIR/nfs.sh" --timeout 600 --job v3 --job v42
     expect_lines nfs '^lockfolder-freshness: look=publish' 2
     expect_lines nfs '^lockfolder-storm: PASS' 2
-    expect_lines nfs '^\[h[0-9]\] lockfolder-storm: PASS .* takeover_ms=[0-9]' 2
-    expect_lines nfs '^lockfolder-audit: PASS' 1
+    nf_end
+fi
+
+if want multihost; then
+    nf_begin multihost
+    # Its own guest: three hosts on NFS v4.0, one killed whole while it
+    # holds the lock. Each worker must acquire within 8 s of the killer's
+    # stop (or of the takeover): a bound an idle 2-core machine meets, but a
+    # loaded one does not (the emulated guest's RPCs slow to a crawl; see
+    # docs/storm.md), so CI leaves this step out and it is run by hand.
+    LOCKFOLDER_STORM_LEASE_MS=${NETFS_LANE_LEASE_MS:-2000} \
+        bed multihost "$NF_DIR/nfs.sh" --timeout 600 --job v40:3
+    expect_lines multihost '^\[h[0-9]\] lockfolder-storm: PASS .* takeover_ms=[0-9]' 2
+    expect_lines multihost '^lockfolder-audit: PASS' 1
     nf_end
 fi
 
@@ -198,7 +212,7 @@ fi
     echo "== netfs lane: figures =="
     printf '%-22s %-5s %6s %-11s %6s %7s %8s %6s %5s %9s\n' bed result acq "(per mount)" kills \
         "ovl/lost" "quiet_ms" wedged left takeover
-    for name in nfs gluster sshfs; do
+    for name in nfs multihost gluster sshfs; do
         if [ -f "$logs/$name.log" ]; then storm_rows "$name" "$logs/$name.log"; fi
     done
     if [ ${#rows[@]} -gt 0 ]; then printf '%s\n' "${rows[@]}"; fi
@@ -207,7 +221,7 @@ fi
     for name in nfs gluster sshfs; do
         if [ -f "$logs/$name.log" ]; then fresh_rows "$name" "$logs/$name.log"; fi
     done
-    grep -h '^lockfolder-audit: ' "$logs"/nfs.log 2>/dev/null || true
+    grep -h '^lockfolder-audit: ' "$logs"/multihost.log 2>/dev/null || true
     grep -h '^refusal-summary: ' "$logs"/refusal-*.log 2>/dev/null || true
     echo
     if [ ${#failures[@]} -eq 0 ]; then
