@@ -88,15 +88,26 @@ pub(crate) struct Contender {
 }
 
 impl Contender {
-    pub fn new(shared: Arc<Shared>) -> Contender {
+    /// `waiting`: a contender that will wait takes over the verdicts the
+    /// last acquisition left (a writer that died since is then noticed on
+    /// the waiter's watch or timer, as any missed hint); a single attempt
+    /// judges everyone afresh, so it never answers "busy" for a holder that
+    /// is already provably gone.
+    pub fn new(shared: Arc<Shared>, waiting: bool) -> Contender {
         let age = Token::new(now_unix().as_nanos());
+        let mut cache = Cache::default();
+        if waiting {
+            if let Ok(mut v) = shared.verdicts.lock() {
+                cache.adopt(std::mem::take(&mut *v));
+            }
+        }
         Contender {
             shared,
             age,
             token: age,
             bid: None,
             marker: None,
-            cache: Cache::default(),
+            cache,
             last: Vec::new(),
             published_once: false,
             free_since: HashMap::new(),
@@ -425,5 +436,8 @@ impl Drop for Contender {
         // bid or marker behind. If even this fails they are stale once we
         // exit.
         let _ = self.abandon();
+        if let Ok(mut v) = self.shared.verdicts.lock() {
+            *v = self.cache.take_verdicts();
+        }
     }
 }

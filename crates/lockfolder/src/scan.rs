@@ -113,37 +113,98 @@ pub(crate) fn key_of(t: &Token) -> decide::Key {
     u128::from_be_bytes(t.0)
 }
 
-/// What one contender already knows, by file name.
+/// What one contender already knows.
 ///
-/// * Bid contents: a bid's name is used once and its content is published
-///   whole, so what we read under a name stays true.
-/// * Verdicts other than "stale": remembering that a writer was alive (or
+/// * Bid contents, by file name: a bid's name is used once and its content
+///   is published whole, so what we read under a name stays true.
+/// * Verdicts other than "stale", by the writer's claim (PID and the whole
+///   identity), not by file name: every bid and queue marker a rival
+///   publishes has a new name, but the same writer, and the verdict depends
+///   on the claim alone. Remembering that a writer was alive (or
 ///   unjudgeable) can only err towards alive, the safe side, so a waiter
 ///   re-judges only when its timer fires or a watched process exits
-///   ([`Cache::forget_verdicts`]), instead of probing on every event.
+///   ([`Cache::forget_verdicts`]), and never trusts a verdict older than
+///   [`VERDICT_MAX_AGE`], instead of probing on every event.
 #[derive(Default)]
 pub(crate) struct Cache {
     records: HashMap<Vec<u8>, BidRecord>,
-    verdicts: HashMap<Vec<u8>, Verdict>,
+    verdicts: Verdicts,
+}
+
+/// The longest a remembered "alive" verdict is trusted, here and across the
+/// acquisitions of one `LockFolder` ([`Verdicts`] are handed on from one to
+/// the next): the waiter's re-check period, so a writer that died unseen is
+/// noticed no later than a waiter's timer would notice it.
+pub(crate) const VERDICT_MAX_AGE: std::time::Duration = crate::wait::RECHECK;
+
+/// Remembered verdicts, by the PID of the claim, then the whole claim.
+#[derive(Default)]
+pub(crate) struct Verdicts {
+    by_pid: HashMap<u32, Vec<(Claim, Verdict)>>,
+    /// When the oldest of them was judged.
+    since: Option<std::time::Instant>,
+}
+
+impl Verdicts {
+    /// Whether they are still young enough to be trusted.
+    pub fn fresh(&self) -> bool {
+        self.since.is_none_or(|t| t.elapsed() < VERDICT_MAX_AGE)
+    }
+}
+
+fn claim_pid(claim: &Claim) -> Option<u32> {
+    match claim {
+        Claim::Bid { pid, .. } | Claim::Legacy { pid, .. } | Claim::Side { pid, .. } => Some(*pid),
+        Claim::Unreadable(_) => None,
+    }
 }
 
 impl Cache {
     pub fn forget_verdicts(&mut self) {
-        self.verdicts.clear();
+        self.verdicts = Verdicts::default();
     }
 
     pub fn forget(&mut self, name: &[u8]) {
         self.records.remove(name);
-        self.verdicts.remove(name);
     }
 
-    fn verdict(&mut self, name: &[u8], judge: impl FnOnce() -> Verdict) -> Verdict {
-        if let Some(v) = self.verdicts.get(name) {
+    /// Takes the verdicts an earlier acquisition left, if still fresh.
+    pub fn adopt(&mut self, v: Verdicts) {
+        if v.fresh() {
+            self.verdicts = v;
+        }
+    }
+
+    /// Hands the verdicts on to the next acquisition.
+    pub fn take_verdicts(&mut self) -> Verdicts {
+        std::mem::take(&mut self.verdicts)
+    }
+
+    fn verdict(&mut self, claim: &Claim, judge: impl FnOnce() -> Verdict) -> Verdict {
+        if !self.verdicts.fresh() {
+            self.forget_verdicts();
+        }
+        let Some(pid) = claim_pid(claim) else {
+            return judge();
+        };
+        if let Some((_, v)) = self
+            .verdicts
+            .by_pid
+            .get(&pid)
+            .and_then(|l| l.iter().find(|(c, _)| c == claim))
+        {
             return v.clone();
         }
         let v = judge();
         if !v.is_stale() {
-            self.verdicts.insert(name.to_vec(), v.clone());
+            self.verdicts
+                .since
+                .get_or_insert_with(std::time::Instant::now);
+            self.verdicts
+                .by_pid
+                .entry(pid)
+                .or_default()
+                .push((claim.clone(), v.clone()));
         }
         v
     }
@@ -296,7 +357,7 @@ pub(crate) fn inspect(
                 pid: side.pid,
                 key: side.owner.clone(),
             };
-            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            let verdict = cache.verdict(&claim, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
                 what: What::Side(side),
@@ -349,7 +410,7 @@ pub(crate) fn inspect(
                 },
             };
             let claim = rec.claim();
-            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            let verdict = cache.verdict(&claim, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
                 what: What::Bid {

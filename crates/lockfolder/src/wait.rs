@@ -134,7 +134,7 @@ pub struct Waiter {
 impl Waiter {
     pub(crate) fn new(shared: Arc<Shared>) -> Waiter {
         Waiter {
-            contender: Contender::new(shared),
+            contender: Contender::new(shared, true),
             watch: None,
             watch_failed: false,
             holders: HashMap::new(),
