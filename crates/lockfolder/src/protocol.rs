@@ -151,6 +151,7 @@ impl Contender {
             &mut self.cache,
             &mut clock,
             &own,
+            true,
         )?;
         let own_present = self.bid.is_some() && present.first() == Some(&true);
         self.max_fence = seen
@@ -183,6 +184,11 @@ impl Contender {
                 })?;
             if role == Role::Remove {
                 remove_stale(&self.shared, name, &mut self.cache)?;
+                continue;
+            }
+            // Nothing reads an ignored entry again but the hand-over clocks,
+            // which need every marker.
+            if role == Role::Ignore && !s.is_marker() {
                 continue;
             }
             roles.push((s, role));

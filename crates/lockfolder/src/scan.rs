@@ -263,11 +263,15 @@ pub(crate) fn list(
     cache: &mut Cache,
     clock: &mut ServerClock,
 ) -> Result<Vec<Seen>> {
-    list_but(folder, verify, judge, cache, clock, &[]).map(|(seen, _)| seen)
+    list_but(folder, verify, judge, cache, clock, &[], false).map(|(seen, _)| seen)
 }
 
 /// [`list`], leaving out the entries named in `own` (ours: nothing to
-/// inspect or judge), and saying which of them were listed.
+/// inspect or judge), and saying which of them were listed. With
+/// `skip_artefacts`, filesystem artefacts (`.nfsXXXX`, `.fuse_hiddenXXXX`)
+/// are left out by name too: they never block, are never judged and never
+/// removed, so a contender's decision does not need them, and a folder full
+/// of them costs it the listing only.
 pub(crate) fn list_but(
     folder: &Folder,
     verify: bool,
@@ -275,6 +279,7 @@ pub(crate) fn list_but(
     cache: &mut Cache,
     clock: &mut ServerClock,
     own: &[&[u8]],
+    skip_artefacts: bool,
 ) -> Result<(Vec<Seen>, Vec<bool>)> {
     let raw = folder.list(verify)?;
     let mut out = Vec::with_capacity(raw.len());
@@ -282,6 +287,9 @@ pub(crate) fn list_but(
     for r in &raw {
         if let Some(i) = own.iter().position(|o| *o == r.name.as_slice()) {
             present[i] = true;
+            continue;
+        }
+        if skip_artefacts && crate::names::is_artefact(&r.name) {
             continue;
         }
         if let Some(mut s) = inspect(folder, r, judge, cache) {
