@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// every acquisition meets the same few rival processes, and judging
     /// one reads `/proc` (or its platform's equivalent).
     pub verdicts: Mutex<crate::scan::Verdicts>,
+    /// Made at the first bid (and again after a fork).
+    pub bid_template: Mutex<Option<crate::publish::BidTemplate>>,
 }
 
 /// What the filesystem policy (`policy.rs`) decided for this folder.
