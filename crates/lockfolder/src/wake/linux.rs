@@ -44,6 +44,29 @@ impl Notifier {
 /// renamed. Hints only: the caller re-lists on a timer as well.
 pub(crate) struct Watch {
     fd: OwnedFd,
+    /// The watched directory, through `/proc/self/fd` (see [`Watch::new`]).
+    target: String,
+    /// Whether the watch asks for deletions only (see [`Watch::narrow`]).
+    narrow: std::sync::atomic::AtomicBool,
+}
+
+/// What a watch always asks for: the folder itself going away.
+fn self_flags() -> rustix::fs::inotify::WatchFlags {
+    use rustix::fs::inotify::WatchFlags;
+    WatchFlags::DELETE_SELF | WatchFlags::MOVE_SELF | WatchFlags::ONLYDIR
+}
+
+/// Deletions, and renamings away: all a waiter that waits for given names
+/// to go can use.
+fn gone_flags() -> rustix::fs::inotify::WatchFlags {
+    use rustix::fs::inotify::WatchFlags;
+    WatchFlags::DELETE | WatchFlags::MOVED_FROM
+}
+
+/// Every change of the folder's entries.
+fn all_flags() -> rustix::fs::inotify::WatchFlags {
+    use rustix::fs::inotify::WatchFlags;
+    gone_flags() | WatchFlags::CREATE | WatchFlags::MOVED_TO
 }
 
 impl Watch {
@@ -58,19 +81,31 @@ impl Watch {
             "/proc/self/fd/{}",
             rustix::fd::AsRawFd::as_raw_fd(folder.fd())
         );
-        inotify::add_watch(
-            &fd,
-            target.as_str(),
-            inotify::WatchFlags::CREATE
-                | inotify::WatchFlags::DELETE
-                | inotify::WatchFlags::MOVED_FROM
-                | inotify::WatchFlags::MOVED_TO
-                | inotify::WatchFlags::DELETE_SELF
-                | inotify::WatchFlags::MOVE_SELF
-                | inotify::WatchFlags::ONLYDIR,
-        )
-        .map_err(errno_io)?;
-        Ok(Watch { fd })
+        inotify::add_watch(&fd, target.as_str(), all_flags() | self_flags()).map_err(errno_io)?;
+        Ok(Watch {
+            fd,
+            target,
+            narrow: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Asks the kernel for deletions only (`narrow`) or for every change.
+    /// A waiter that waits for given names to go reads every creation only
+    /// to ignore it, and each one woke every such waiter of the folder: in a
+    /// queue of waiters, every bid, temporary and marker written woke all of
+    /// them. `Ok(true)`: the watch was widened, so a creation since the last
+    /// check may have gone unseen: check again before sleeping.
+    fn narrow(&self, narrow: bool) -> io::Result<bool> {
+        use std::sync::atomic::Ordering;
+        if self.narrow.load(Ordering::Relaxed) == narrow {
+            return Ok(false);
+        }
+        let flags = if narrow { gone_flags() } else { all_flags() };
+        // Adding a watch on an inode already watched replaces its mask.
+        rustix::fs::inotify::add_watch(&self.fd, self.target.as_str(), flags | self_flags())
+            .map_err(errno_io)?;
+        self.narrow.store(narrow, Ordering::Relaxed);
+        Ok(!narrow)
     }
 
     /// Reads every queued event and says whether one of them matters: any
@@ -153,6 +188,16 @@ pub(crate) fn sleep(
         .copied()
         .filter(|h| !h.fired.load(Ordering::Relaxed))
         .collect();
+    if let Some(w) = watch {
+        match w.narrow(relevant.is_some()) {
+            Ok(true) => return Ok(Wake::Event),
+            Ok(false) => {}
+            // The mask stays as it was: wider than needed (harmless), or
+            // narrower, when the re-check timer covers a missed creation as
+            // it covers any missed hint. Never a reason to spin.
+            Err(_) => {}
+        }
+    }
     // A timeout too large to add means "a very long time": the caller
     // re-checks long before that anyway.
     let deadline = Instant::now().checked_add(timeout);
