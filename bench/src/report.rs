@@ -289,6 +289,142 @@ fn excl_cell(h: &HotRow, mutex_failed: &mut bool, stalled: &mut bool, broken: &m
     s
 }
 
+/// A two-panel picture of the scaling table (log-log): the uncontended
+/// cycle (lockfolder and the raw floor) against other entries, and the
+/// handoff p50 (lockfolder and flock) against waiters. `None` if there is
+/// too little to draw.
+fn scaling_svg(t: &FsResults) -> Option<String> {
+    type Series = (&'static str, &'static str, Vec<(f64, f64)>);
+    let fill_lf: Vec<(f64, f64)> = t
+        .scale_fill
+        .iter()
+        .filter_map(|f| Some((f.others as f64, *f.uncontended.as_ref().ok()?)))
+        .collect();
+    let fill_floor: Vec<(f64, f64)> = t
+        .scale_fill
+        .iter()
+        .filter_map(|f| Some((f.others as f64, f.floor?)))
+        .collect();
+    let wait = |k: &str| -> Vec<(f64, f64)> {
+        t.scale_wait
+            .iter()
+            .filter(|(i, _, _)| i.key == k)
+            .filter_map(|(_, n, r)| Some((*n as f64, r.p50?)))
+            .collect()
+    };
+    let panels: [(&str, &str, Vec<Series>); 2] = [
+        (
+            "uncontended cycle vs other entries in the folder",
+            "other entries (0 drawn at 1)",
+            vec![
+                ("lockfolder", "#c0392b", fill_lf),
+                ("raw floor", "#7f8c8d", fill_floor),
+            ],
+        ),
+        (
+            "handoff p50 vs waiters",
+            "waiters",
+            vec![
+                ("lockfolder", "#c0392b", wait("lockfolder")),
+                ("flock", "#2471a3", wait("flock")),
+            ],
+        ),
+    ];
+    if panels
+        .iter()
+        .all(|(_, _, s)| s.iter().all(|x| x.2.len() < 2))
+    {
+        return None;
+    }
+    let (pw, ph, m) = (420.0, 300.0, 60.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        2.0 * pw,
+        ph
+    );
+    for (k, (title, xlabel, series)) in panels.iter().enumerate() {
+        let ox = k as f64 * pw;
+        let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let lx = |x: f64| x.max(1.0).log10();
+        let ly = |y: f64| y.max(1.0).log10();
+        let (x0, x1) = (0.0f64, pts.iter().map(|p| lx(p.0)).fold(1.0, f64::max));
+        let y0 = pts
+            .iter()
+            .map(|p| ly(p.1))
+            .fold(f64::INFINITY, f64::min)
+            .floor();
+        let y1 = pts
+            .iter()
+            .map(|p| ly(p.1))
+            .fold(0.0, f64::max)
+            .ceil()
+            .max(y0 + 1.0);
+        let sx = |x: f64| ox + m + (lx(x) - x0) / (x1 - x0) * (pw - 1.5 * m);
+        let sy = |y: f64| ph - m + 10.0 - (ly(y) - y0) / (y1 - y0) * (ph - 1.5 * m);
+        out += &format!(
+            "<text x=\"{}\" y=\"18\" font-weight=\"bold\">{title}</text>\n",
+            ox + m
+        );
+        out += &format!(
+            "<text x=\"{}\" y=\"{}\">{xlabel} (log)</text>\n<text x=\"{}\" y=\"{}\" transform=\"rotate(-90 {} {})\">time (log)</text>\n",
+            ox + m,
+            ph - 8.0,
+            ox + 14.0,
+            ph / 2.0 + 30.0,
+            ox + 14.0,
+            ph / 2.0 + 30.0
+        );
+        let mut e = y0;
+        while e <= y1 {
+            let y = sy(10f64.powf(e));
+            out += &format!(
+                "<line x1=\"{}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                ox + m,
+                ox + pw - 0.5 * m,
+                ox + m - 4.0,
+                y + 4.0,
+                fmt_ns(10f64.powf(e))
+            );
+            e += 1.0;
+        }
+        for &(x, _) in &series.iter().flat_map(|s| s.2.clone()).collect::<Vec<_>>() {
+            out += &format!(
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{x}</text>\n",
+                sx(x),
+                ph - m + 24.0
+            );
+        }
+        for (j, (name, color, v)) in series.iter().enumerate() {
+            let path: Vec<String> = v
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+                .collect();
+            out += &format!(
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                path.join(" ")
+            );
+            for (x, y) in v {
+                out += &format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>{name}: {}</title></circle>\n",
+                    sx(*x),
+                    sy(*y),
+                    fmt_ns(*y)
+                );
+            }
+            out += &format!(
+                "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{name}</text>\n",
+                ox + m + 10.0,
+                40.0 + 14.0 * j as f64
+            );
+        }
+    }
+    out += "</svg>\n";
+    Some(out)
+}
+
 fn iters_among(base: u64, others: usize) -> u64 {
     ((base as f64 * 100.0 / (100.0 + others as f64)) as u64).max(10)
 }
@@ -1374,6 +1510,22 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
                 fmt_opt_ns(f.handoff.p50),
                 fmt_opt_ns(f.handoff.p99),
             );
+        }
+        if let Some(svg) = scaling_svg(t) {
+            let name = format!(
+                "{}-scaling.svg",
+                a.out
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("RESULTS")
+            );
+            let path = a.out.with_file_name(&name);
+            match std::fs::write(&path, svg) {
+                Ok(()) => {
+                    let _ = writeln!(w, "\n![The scaling table, drawn]({name})");
+                }
+                Err(e) => log(&format!("{}: {e}", path.display())),
+            }
         }
         let _ = writeln!(w, "\nAs waiters grow: waiters + 1 processes in the hot loop (one holds, the rest wait), empty folder.\n");
         let _ = writeln!(w, "| waiters | lock | acquisitions/s | fairness (min/max) | handoff p50 | handoff p99 | counter = Σ acquisitions | p50 ÷ flock's | lockfolder ÷ flock, throughput |\n|---|---|---|---|---|---|---|---|---|");
