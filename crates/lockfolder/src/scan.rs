@@ -121,10 +121,11 @@ pub(crate) fn key_of(t: &Token) -> decide::Key {
 ///   identity), not by file name: every bid and queue marker a rival
 ///   publishes has a new name, but the same writer, and the verdict depends
 ///   on the claim alone. Remembering that a writer was alive (or
-///   unjudgeable) can only err towards alive, the safe side, so a waiter
-///   re-judges only when its timer fires or a watched process exits
-///   ([`Cache::forget_verdicts`]), and never trusts a verdict older than
-///   [`VERDICT_MAX_AGE`], instead of probing on every event.
+///   unjudgeable) can only err towards alive, the safe side. Each verdict
+///   is trusted for at most [`VERDICT_MAX_AGE`]; a waiter re-judges the
+///   entries it waits on whenever its re-check timer fires
+///   ([`Cache::forget_claims`]) and everyone when a watched process exits
+///   ([`Cache::forget_verdicts`]).
 #[derive(Default)]
 pub(crate) struct Cache {
     records: HashMap<Vec<u8>, BidRecord>,
@@ -133,23 +134,19 @@ pub(crate) struct Cache {
 
 /// The longest a remembered "alive" verdict is trusted, here and across the
 /// acquisitions of one `LockFolder` ([`Verdicts`] are handed on from one to
-/// the next): the waiter's re-check period, so a writer that died unseen is
-/// noticed no later than a waiter's timer would notice it.
-pub(crate) const VERDICT_MAX_AGE: std::time::Duration = crate::wait::RECHECK;
+/// the next). The entries a waiter waits on are re-judged on every re-check
+/// (100 ms), so a dead holder, or a dead waiter just ahead, is noticed by
+/// the waiter it holds back no later than before. Others' entries are that
+/// waiter's business: re-judging all of them on every re-check made each of
+/// N waiters probe all N entries ten times a second (at 64 waiters, about
+/// 600 probes per acquisition).
+pub(crate) const VERDICT_MAX_AGE: std::time::Duration = crate::protocol::HANDOVER;
 
-/// Remembered verdicts, by the PID of the claim, then the whole claim.
+/// Remembered verdicts, by the PID of the claim, then the whole claim, each
+/// with when it was judged.
 #[derive(Default)]
 pub(crate) struct Verdicts {
-    by_pid: HashMap<u32, Vec<(Claim, Verdict)>>,
-    /// When the oldest of them was judged.
-    since: Option<std::time::Instant>,
-}
-
-impl Verdicts {
-    /// Whether they are still young enough to be trusted.
-    pub fn fresh(&self) -> bool {
-        self.since.is_none_or(|t| t.elapsed() < VERDICT_MAX_AGE)
-    }
+    by_pid: HashMap<u32, Vec<(Claim, Verdict, std::time::Instant)>>,
 }
 
 fn claim_pid(claim: &Claim) -> Option<u32> {
@@ -164,15 +161,23 @@ impl Cache {
         self.verdicts = Verdicts::default();
     }
 
+    /// Forgets the verdicts on these claims (the entries a waiter waits on).
+    pub fn forget_claims<'a>(&mut self, claims: impl IntoIterator<Item = &'a Claim>) {
+        for c in claims {
+            if let Some(l) = claim_pid(c).and_then(|p| self.verdicts.by_pid.get_mut(&p)) {
+                l.retain(|(k, _, _)| k != c);
+            }
+        }
+    }
+
     pub fn forget(&mut self, name: &[u8]) {
         self.records.remove(name);
     }
 
-    /// Takes the verdicts an earlier acquisition left, if still fresh.
+    /// Takes the verdicts an earlier acquisition left (each is still only
+    /// trusted while younger than [`VERDICT_MAX_AGE`]).
     pub fn adopt(&mut self, v: Verdicts) {
-        if v.fresh() {
-            self.verdicts = v;
-        }
+        self.verdicts = v;
     }
 
     /// Hands the verdicts on to the next acquisition.
@@ -181,30 +186,17 @@ impl Cache {
     }
 
     fn verdict(&mut self, claim: &Claim, judge: impl FnOnce() -> Verdict) -> Verdict {
-        if !self.verdicts.fresh() {
-            self.forget_verdicts();
-        }
         let Some(pid) = claim_pid(claim) else {
             return judge();
         };
-        if let Some((_, v)) = self
-            .verdicts
-            .by_pid
-            .get(&pid)
-            .and_then(|l| l.iter().find(|(c, _)| c == claim))
-        {
+        let list = self.verdicts.by_pid.entry(pid).or_default();
+        list.retain(|(_, _, t)| t.elapsed() < VERDICT_MAX_AGE);
+        if let Some((_, v, _)) = list.iter().find(|(c, _, _)| c == claim) {
             return v.clone();
         }
         let v = judge();
         if !v.is_stale() {
-            self.verdicts
-                .since
-                .get_or_insert_with(std::time::Instant::now);
-            self.verdicts
-                .by_pid
-                .entry(pid)
-                .or_default()
-                .push((claim.clone(), v.clone()));
+            list.push((claim.clone(), v.clone(), std::time::Instant::now()));
         }
         v
     }
