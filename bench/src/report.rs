@@ -91,6 +91,12 @@ struct Plan {
     give_up: Duration,
     cpu_secs: f64,
     cli_reps: usize,
+    /// Scaling (issue 15), on the first filesystem: ignored entries in the
+    /// folder, and waiters (hot-loop processes beyond the holder).
+    scale_others: Vec<usize>,
+    scale_waiters: Vec<usize>,
+    scale_reps: usize,
+    scale_secs: f64,
 }
 
 impl Plan {
@@ -110,6 +116,10 @@ impl Plan {
                 give_up: Duration::from_secs(5),
                 cpu_secs: 1.0,
                 cli_reps: 5,
+                scale_others: vec![0, 10_000],
+                scale_waiters: vec![1, 16],
+                scale_reps: 1,
+                scale_secs: 0.5,
             }
         } else {
             Plan {
@@ -126,6 +136,10 @@ impl Plan {
                 give_up: Duration::from_secs(5),
                 cpu_secs: 5.0,
                 cli_reps: 40,
+                scale_others: vec![0, 100, 10_000, 100_000],
+                scale_waiters: vec![1, 4, 16, 64],
+                scale_reps: 3,
+                scale_secs: 1.5,
             }
         }
     }
@@ -234,6 +248,185 @@ struct FsResults {
     hot: Vec<(Impl, usize, HotRow)>,
     recovery: Vec<(Impl, RecRow)>,
     cpu: Vec<(Impl, Result<f64, String>)>,
+    /// Scaling with ignored entries in the folder (first filesystem only).
+    scale_fill: Vec<FillRow>,
+    /// Scaling with waiters: lock, waiters, the hot loop of waiters + 1.
+    scale_wait: Vec<(Impl, usize, HotRow)>,
+}
+
+/// One row of the "as the folder fills" table.
+struct FillRow {
+    others: usize,
+    floor: Option<f64>,
+    floor_err: Option<String>,
+    uncontended: Result<f64, String>,
+    /// lockfolder, two processes in the hot loop: every handoff.
+    handoff: HotRow,
+}
+
+/// Iterations of an uncontended cycle among `others` entries: fewer as every
+/// check lists more, so each cell takes about as long.
+/// The "counter = Σ acquisitions" cell of a scaling row, noting failures
+/// (every scaling row is a Rust lock).
+fn excl_cell(h: &HotRow, mutex_failed: &mut bool, stalled: &mut bool, broken: &mut bool) -> String {
+    if h.runs.is_empty() {
+        *broken = true;
+        return format!(
+            "error: {}",
+            h.error.clone().unwrap_or_default().replace('|', "/")
+        );
+    }
+    let mut s = if h.exclusive {
+        format!("yes ({} runs)", h.runs.len())
+    } else {
+        *mutex_failed = true;
+        "**NO**".to_owned()
+    };
+    if h.stalled > 0 {
+        *stalled = true;
+        s.push_str(&format!("; **stalled**: {} worker(s)", h.stalled));
+    }
+    s
+}
+
+/// A two-panel picture of the scaling table (log-log): the uncontended
+/// cycle (lockfolder and the raw floor) against other entries, and the
+/// handoff p50 (lockfolder and flock) against waiters. `None` if there is
+/// too little to draw.
+fn scaling_svg(t: &FsResults) -> Option<String> {
+    type Series = (&'static str, &'static str, Vec<(f64, f64)>);
+    let fill_lf: Vec<(f64, f64)> = t
+        .scale_fill
+        .iter()
+        .filter_map(|f| Some((f.others as f64, *f.uncontended.as_ref().ok()?)))
+        .collect();
+    let fill_floor: Vec<(f64, f64)> = t
+        .scale_fill
+        .iter()
+        .filter_map(|f| Some((f.others as f64, f.floor?)))
+        .collect();
+    let wait = |k: &str| -> Vec<(f64, f64)> {
+        t.scale_wait
+            .iter()
+            .filter(|(i, _, _)| i.key == k)
+            .filter_map(|(_, n, r)| Some((*n as f64, r.p50?)))
+            .collect()
+    };
+    let panels: [(&str, &str, Vec<Series>); 2] = [
+        (
+            "uncontended cycle vs other entries in the folder",
+            "other entries (0 drawn at 1)",
+            vec![
+                ("lockfolder", "#c0392b", fill_lf),
+                ("raw floor", "#7f8c8d", fill_floor),
+            ],
+        ),
+        (
+            "handoff p50 vs waiters",
+            "waiters",
+            vec![
+                ("lockfolder", "#c0392b", wait("lockfolder")),
+                ("flock", "#2471a3", wait("flock")),
+            ],
+        ),
+    ];
+    if panels
+        .iter()
+        .all(|(_, _, s)| s.iter().all(|x| x.2.len() < 2))
+    {
+        return None;
+    }
+    let (pw, ph, m) = (420.0, 300.0, 60.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        2.0 * pw,
+        ph
+    );
+    for (k, (title, xlabel, series)) in panels.iter().enumerate() {
+        let ox = k as f64 * pw;
+        let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let lx = |x: f64| x.max(1.0).log10();
+        let ly = |y: f64| y.max(1.0).log10();
+        let (x0, x1) = (0.0f64, pts.iter().map(|p| lx(p.0)).fold(1.0, f64::max));
+        let y0 = pts
+            .iter()
+            .map(|p| ly(p.1))
+            .fold(f64::INFINITY, f64::min)
+            .floor();
+        let y1 = pts
+            .iter()
+            .map(|p| ly(p.1))
+            .fold(0.0, f64::max)
+            .ceil()
+            .max(y0 + 1.0);
+        let sx = |x: f64| ox + m + (lx(x) - x0) / (x1 - x0) * (pw - 1.5 * m);
+        let sy = |y: f64| ph - m + 10.0 - (ly(y) - y0) / (y1 - y0) * (ph - 1.5 * m);
+        out += &format!(
+            "<text x=\"{}\" y=\"18\" font-weight=\"bold\">{title}</text>\n",
+            ox + m
+        );
+        out += &format!(
+            "<text x=\"{}\" y=\"{}\">{xlabel} (log)</text>\n<text x=\"{}\" y=\"{}\" transform=\"rotate(-90 {} {})\">time (log)</text>\n",
+            ox + m,
+            ph - 8.0,
+            ox + 14.0,
+            ph / 2.0 + 30.0,
+            ox + 14.0,
+            ph / 2.0 + 30.0
+        );
+        let mut e = y0;
+        while e <= y1 {
+            let y = sy(10f64.powf(e));
+            out += &format!(
+                "<line x1=\"{}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
+                ox + m,
+                ox + pw - 0.5 * m,
+                ox + m - 4.0,
+                y + 4.0,
+                fmt_ns(10f64.powf(e))
+            );
+            e += 1.0;
+        }
+        for &(x, _) in &series.iter().flat_map(|s| s.2.clone()).collect::<Vec<_>>() {
+            out += &format!(
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{x}</text>\n",
+                sx(x),
+                ph - m + 24.0
+            );
+        }
+        for (j, (name, color, v)) in series.iter().enumerate() {
+            let path: Vec<String> = v
+                .iter()
+                .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
+                .collect();
+            out += &format!(
+                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                path.join(" ")
+            );
+            for (x, y) in v {
+                out += &format!(
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>{name}: {}</title></circle>\n",
+                    sx(*x),
+                    sy(*y),
+                    fmt_ns(*y)
+                );
+            }
+            out += &format!(
+                "<text x=\"{}\" y=\"{}\" fill=\"{color}\">{name}</text>\n",
+                ox + m + 10.0,
+                40.0 + 14.0 * j as f64
+            );
+        }
+    }
+    out += "</svg>\n";
+    Some(out)
+}
+
+fn iters_among(base: u64, others: usize) -> u64 {
+    ((base as f64 * 100.0 / (100.0 + others as f64)) as u64).max(10)
 }
 
 fn hot<'a>(r: &'a FsResults, key: &str, n: usize) -> Option<&'a HotRow> {
@@ -257,6 +450,7 @@ fn measure_fs(
     rust: &[Impl],
     py: &[Impl],
     extra: &[Impl],
+    scaling: bool,
 ) -> Result<FsResults, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let fstype = format!(
@@ -279,6 +473,8 @@ fn measure_fs(
         hot: Vec::new(),
         recovery: Vec::new(),
         cpu: Vec::new(),
+        scale_fill: Vec::new(),
+        scale_wait: Vec::new(),
     };
     log(&format!("{name}: floors"));
     let mut raws = Vec::new();
@@ -314,7 +510,7 @@ fn measure_fs(
     for imp in extra {
         log(&format!("{name}: contended {} N=8", imp.name));
         let runs = (0..plan.reps)
-            .map(|rep| suite::contended(imp, dir, 8, plan.hot_secs, plan.stall_secs, rep))
+            .map(|rep| suite::contended(imp, dir, 8, plan.hot_secs, plan.stall_secs, rep, 0))
             .collect();
         r.hot.push((imp.clone(), 8, hot_row(runs)));
     }
@@ -326,7 +522,7 @@ fn measure_fs(
             plan.rust_iters
         };
         let runs: Vec<Result<f64, String>> = (0..plan.reps)
-            .map(|rep| suite::uncontended(imp, dir, iters, rep))
+            .map(|rep| suite::uncontended(imp, dir, iters, rep, 0))
             .collect();
         let err = runs.iter().find_map(|x| x.as_ref().err().cloned());
         let ok: Vec<f64> = runs.into_iter().filter_map(Result::ok).collect();
@@ -346,7 +542,7 @@ fn measure_fs(
         for &n in ns {
             log(&format!("{name}: contended {} N={n}", imp.name));
             let runs = (0..plan.reps)
-                .map(|rep| suite::contended(imp, dir, n, plan.hot_secs, plan.stall_secs, rep))
+                .map(|rep| suite::contended(imp, dir, n, plan.hot_secs, plan.stall_secs, rep, 0))
                 .collect();
             let row = hot_row(runs);
             if !row.exclusive {
@@ -393,7 +589,95 @@ fn measure_fs(
     ));
     let cpu = suite::waiter_cpu(&all, dir, plan.cpu_secs);
     r.cpu = all.iter().cloned().zip(cpu).collect();
+    if scaling {
+        measure_scaling(&mut r, dir, plan, rust)?;
+    }
     Ok(r)
+}
+
+/// Issue 15's scaling table: one uncontended cycle (beside the raw floor in
+/// the same folder) and one handoff as the folder holds more ignored entries;
+/// the hot loop as waiters grow, lockfolder beside flock.
+fn measure_scaling(
+    r: &mut FsResults,
+    dir: &Path,
+    plan: &Plan,
+    rust: &[Impl],
+) -> Result<(), String> {
+    let name = r.name.clone();
+    let lf = rust
+        .iter()
+        .find(|i| i.key == "lockfolder")
+        .ok_or("no lockfolder row")?;
+    for &others in &plan.scale_others {
+        log(&format!("{name}: scaling, {others} other entries"));
+        let iters = iters_among(plan.rust_iters, others);
+        let mut floors = Vec::new();
+        let mut floor_err = None;
+        let mut lfs = Vec::new();
+        let mut lf_err = None;
+        for rep in 0..plan.scale_reps {
+            let c = suite::cell(dir, &format!("scale-floor-{others}-{rep}"))?;
+            let fl = c.join("floor.d");
+            suite::fill_dir(&fl, others)?;
+            match floor::raw_among(&fl, iters, others) {
+                Ok(x) => floors.push(x),
+                Err(e) => floor_err = Some(e),
+            }
+            let _ = std::fs::remove_dir_all(&c);
+            match suite::uncontended(lf, dir, iters, rep, others) {
+                Ok(x) => lfs.push(x),
+                Err(e) => lf_err = Some(e),
+            }
+        }
+        let runs = (0..plan.scale_reps)
+            .map(|rep| suite::contended(lf, dir, 2, plan.scale_secs, plan.stall_secs, rep, others))
+            .collect();
+        let handoff = hot_row(runs);
+        if !handoff.exclusive {
+            log(&format!(
+                "MUTUAL EXCLUSION FAILED: lockfolder N=2 among {others} entries on {name}"
+            ));
+        }
+        r.scale_fill.push(FillRow {
+            others,
+            floor: median_f(floors),
+            floor_err,
+            uncontended: median_f(lfs).ok_or_else(|| lf_err.unwrap_or("no result".into())),
+            handoff,
+        });
+    }
+    for &waiters in &plan.scale_waiters {
+        for imp in rust {
+            log(&format!(
+                "{name}: scaling, {} with {waiters} waiters",
+                imp.name
+            ));
+            let runs = (0..plan.scale_reps)
+                .map(|rep| {
+                    suite::contended(
+                        imp,
+                        dir,
+                        waiters + 1,
+                        plan.scale_secs,
+                        plan.stall_secs,
+                        rep,
+                        0,
+                    )
+                })
+                .collect();
+            let row = hot_row(runs);
+            if !row.exclusive {
+                log(&format!(
+                    "MUTUAL EXCLUSION FAILED: {} N={} on {name}",
+                    imp.name,
+                    waiters + 1
+                ));
+            }
+            r.scale_wait.push((imp.clone(), waiters, row));
+        }
+    }
+    Ok(())
 }
 
 fn python_versions(py: &str, peers: &str) -> String {
@@ -483,8 +767,8 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     let load_start = sh("cut -d' ' -f1-3 /proc/loadavg");
     let t0 = std::time::Instant::now();
     let mut results = Vec::new();
-    for (name, dir) in &a.fs {
-        results.push(measure_fs(name, dir, &plan, &rust, &py, &extra)?);
+    for (k, (name, dir)) in a.fs.iter().enumerate() {
+        results.push(measure_fs(name, dir, &plan, &rust, &py, &extra, k == 0)?);
     }
 
     // lockfolder run vs flock(1).
@@ -1046,6 +1330,229 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
             out.trim()
         );
     }
+    // ---- issue 15: targets as ratios in this run, and the scaling table.
+    let t = &results[0];
+    let unc = |k: &str| {
+        t.uncontended
+            .iter()
+            .find(|(i, _)| i.key == k)
+            .and_then(|(_, v)| v.as_ref().ok().copied())
+    };
+    let yes = |ok: Option<bool>| match ok {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "not measured",
+    };
+    let _ = writeln!(
+        w,
+        "## Targets of issue 15 (measured on `{}`, ratios in this run, reported, not asserted)\n",
+        t.name
+    );
+    let _ = writeln!(w, "| target | measured | met |\n|---|---|---|");
+    if let Some((f, l)) = t.paired {
+        let x = f / l;
+        let _ = writeln!(w, "| uncontended Rust cycle ≥ 0.9× the raw-syscall floor (alternating blocks in one process) | {x:.2}× ({} vs {}) | {} |", fmt_ns(l), fmt_ns(f), yes(Some(x >= 0.9)));
+    }
+    if let (Some(f), Some(l)) = (t.raw_floor, unc("lockfolder")) {
+        let x = f / l;
+        let _ = writeln!(
+            w,
+            "| the same, lockfolder in a worker process | {x:.2}× ({} vs {}) | {} |",
+            fmt_ns(l),
+            fmt_ns(f),
+            yes(Some(x >= 0.9))
+        );
+    }
+    let h = |k: &str, n: usize| hot(t, k, n);
+    let both = |n: usize, get: fn(&HotRow) -> Option<f64>| {
+        Some((get(h("lockfolder", n)?)?, get(h("flock", n)?)?))
+    };
+    match both(4, |r| r.p50) {
+        Some((l, f)) => {
+            let _ = writeln!(
+                w,
+                "| handoff p50 at N = 4 ≤ 2.5× flock's | {:.2}× ({} vs {}) | {} |",
+                l / f,
+                fmt_ns(l),
+                fmt_ns(f),
+                yes(Some(l / f <= 2.5))
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "| handoff p50 at N = 4 ≤ 2.5× flock's | – | not measured |"
+            );
+        }
+    }
+    match both(4, |r| r.p99) {
+        Some((l, f)) => {
+            let _ = writeln!(
+                w,
+                "| handoff p99 at N = 4 ≤ 3× flock's | {:.2}× ({} vs {}) | {} |",
+                l / f,
+                fmt_ns(l),
+                fmt_ns(f),
+                yes(Some(l / f <= 3.0))
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "| handoff p99 at N = 4 ≤ 3× flock's | – | not measured |"
+            );
+        }
+    }
+    let fair8 = h("lockfolder", 8).and_then(|r| r.fairness);
+    let _ = writeln!(
+        w,
+        "| fairness ≥ 0.95 at N = 8 | {} | {} |",
+        fair8.map(|f| format!("{f:.2}")).unwrap_or("–".into()),
+        yes(fair8.map(|f| f >= 0.95))
+    );
+    for (face, key) in [("Rust", "lockfolder"), ("Python face", "self")] {
+        for n in [4, 8] {
+            let ours = h(key, n).and_then(|r| Some((r.rate?, r.fairness?)));
+            let peers: Vec<(String, f64, f64)> = ["fasteners", "portalocker"]
+                .iter()
+                .filter_map(|p| {
+                    let r = h(p, n)?;
+                    Some((p.to_string(), r.rate?, r.fairness?))
+                })
+                .collect();
+            let Some((rate, fair)) = ours else {
+                continue;
+            };
+            if peers.is_empty() {
+                continue;
+            }
+            let shown: Vec<String> = peers
+                .iter()
+                .map(|(p, r, f)| format!("{:.2}× {p} ({r:.0}/s, fairness {f:.2})", rate / r))
+                .collect();
+            let ok = peers.iter().all(|(_, r, _)| rate >= *r);
+            let _ = writeln!(w, "| contended throughput at N = {n}, lockfolder ({face}) ≥ every Python peer's, while fair | {rate:.0}/s, fairness {fair:.2}: {} | {} |", shown.join(", "), yes(Some(ok)));
+        }
+    }
+    if let Some(ours) = unc("self") {
+        let peers: Vec<String> = [
+            "filelock",
+            "softfilelock",
+            "fasteners",
+            "portalocker",
+            "flufl",
+            "lf102",
+        ]
+        .iter()
+        .filter_map(|k| Some(format!("{} {:.2}×", k, unc(k)? / ours)))
+        .collect();
+        let slowest = [
+            "filelock",
+            "softfilelock",
+            "fasteners",
+            "portalocker",
+            "flufl",
+            "lf102",
+        ]
+        .iter()
+        .filter_map(|k| unc(k))
+        .fold(f64::INFINITY, f64::min);
+        if slowest.is_finite() {
+            let _ = writeln!(w, "| the Python face's uncontended cycle faster than every Python peer (peer time ÷ ours) | {} ({} per cycle) | {} |", peers.join(", "), fmt_ns(ours), yes(Some(slowest > ours)));
+        }
+    }
+    let rec = |k: &str| {
+        t.recovery
+            .iter()
+            .find(|(i, _)| i.key == k)
+            .and_then(|(_, r)| r.median)
+    };
+    if let (Some(l), Some(f)) = (rec("lockfolder"), rec("flock")) {
+        let _ = writeln!(
+            w,
+            "| recovery after SIGKILL ≤ 2× flock's | {:.2}× ({} vs {}) | {} |",
+            l / f,
+            fmt_ns(l),
+            fmt_ns(f),
+            yes(Some(l / f <= 2.0))
+        );
+    }
+    let _ = writeln!(w, "| no cell slower than before by more than run-to-run noise | compare with the previous report; see the closing note | – |\n");
+
+    if !t.scale_fill.is_empty() || !t.scale_wait.is_empty() {
+        let _ = writeln!(w, "## Scaling (issue 15, on `{}`)\n", t.name);
+        let _ = writeln!(w, "How one cycle grows with work. *Other entries*: files the lock must list and look past on every check but may not act on, named as the Linux NFS client names a deleted-but-open file (`.nfs` + 24 hex digits; the protocol ignores them). A file of any other unknown name would *block* the lock by design (doubt = held), so it cannot stand for a busy folder. The raw floor lists the same entries. Handoff: two lockfolder processes in the hot loop, every change of holder. Medians over {} repeats; hot loops of {} s.\n", plan.scale_reps, plan.scale_secs);
+        let _ = writeln!(w, "| other entries | raw floor cycle | lockfolder uncontended cycle | throughput vs raw floor | handoff p50 (N = 2) | handoff p99 (N = 2) | counter = Σ acquisitions |\n|---|---|---|---|---|---|---|");
+        for f in &t.scale_fill {
+            let lf = match &f.uncontended {
+                Ok(x) => fmt_ns(*x),
+                Err(e) => {
+                    rust_broken = true;
+                    format!("error: {}", e.replace('|', "/"))
+                }
+            };
+            let floor = match (&f.floor, &f.floor_err) {
+                (Some(x), _) => fmt_ns(*x),
+                (None, Some(e)) => format!("error: {}", e.replace('|', "/")),
+                (None, None) => "–".into(),
+            };
+            let excl = excl_cell(
+                &f.handoff,
+                &mut mutex_failed,
+                &mut lf_stalled,
+                &mut rust_broken,
+            );
+            let _ = writeln!(
+                w,
+                "| {} | {floor} | {lf} | {} | {} | {} | {excl} |",
+                f.others,
+                ratio(f.floor.zip(f.uncontended.as_ref().ok()).map(|(a, b)| a / b)),
+                fmt_opt_ns(f.handoff.p50),
+                fmt_opt_ns(f.handoff.p99),
+            );
+        }
+        if let Some(svg) = scaling_svg(t) {
+            let name = format!(
+                "{}-scaling.svg",
+                a.out
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("RESULTS")
+            );
+            let path = a.out.with_file_name(&name);
+            match std::fs::write(&path, svg) {
+                Ok(()) => {
+                    let _ = writeln!(w, "\n![The scaling table, drawn]({name})");
+                }
+                Err(e) => log(&format!("{}: {e}", path.display())),
+            }
+        }
+        let _ = writeln!(w, "\nAs waiters grow: waiters + 1 processes in the hot loop (one holds, the rest wait), empty folder.\n");
+        let _ = writeln!(w, "| waiters | lock | acquisitions/s | fairness (min/max) | handoff p50 | handoff p99 | counter = Σ acquisitions | p50 ÷ flock's | lockfolder ÷ flock, throughput |\n|---|---|---|---|---|---|---|---|---|");
+        for (i, n, row) in &t.scale_wait {
+            let fl = t
+                .scale_wait
+                .iter()
+                .find(|(j, m, _)| j.key == "flock" && m == n)
+                .map(|(_, _, r)| r);
+            let excl = excl_cell(row, &mut mutex_failed, &mut lf_stalled, &mut rust_broken);
+            let _ = writeln!(
+                w,
+                "| {n} | {} | {} | {} | {} | {} | {excl} | {} | {} |",
+                i.name,
+                row.rate.map(|r| format!("{r:.0}")).unwrap_or("–".into()),
+                row.fairness
+                    .map(|f| format!("{f:.2}"))
+                    .unwrap_or("–".into()),
+                fmt_opt_ns(row.p50),
+                fmt_opt_ns(row.p99),
+                ratio(fl.and_then(|f| Some(row.p50? / f.p50?))),
+                ratio(fl.and_then(|f| Some(row.rate? / f.rate?))),
+            );
+        }
+        let _ = writeln!(w);
+    }
+
     let _ = writeln!(w, "## Shared and slots rows (issue 7)\n");
     if a.quick {
         let _ = writeln!(w, "Not measured in the quick run.\n");

@@ -161,9 +161,41 @@ impl LineChild {
 
 // ---------------------------------------------------------------- cells
 
-/// Runs the worker's `uncontended` mode; ns per cycle.
-pub fn uncontended(imp: &Impl, root: &Path, iters: u64, rep: usize) -> Result<f64, String> {
-    let c = cell(root, &format!("{}-uncontended-{rep}", imp.key))?;
+/// Puts `n` entries that every lock must look past but none may act on
+/// into the folder `lock` (created if needed): names of the shape the Linux
+/// NFS client gives a file deleted while still open (`.nfs` + 24 hex
+/// digits). lockfolder lists them on every check and ignores them (they are
+/// never a rival, never judged, never removed); a file of any other
+/// unknown name would block the lock by design (doubt = held), so it cannot
+/// stand for "a busy folder". Nothing is created for a file lock.
+pub fn fill(imp: &Impl, lock: &Path, n: usize) -> Result<(), String> {
+    if n == 0 || !imp.folder {
+        return Ok(());
+    }
+    fill_dir(lock, n)
+}
+
+/// [`fill`] for any folder (the raw floor's too).
+pub fn fill_dir(dir: &Path, n: usize) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for i in 0..n {
+        let p = dir.join(format!(".nfs{:024x}", 0x5ca1_e000_0000_u64 + i as u64));
+        std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the worker's `uncontended` mode, the folder holding `others`
+/// ignored entries ([`fill`]); ns per cycle.
+pub fn uncontended(
+    imp: &Impl,
+    root: &Path,
+    iters: u64,
+    rep: usize,
+    others: usize,
+) -> Result<f64, String> {
+    let c = cell(root, &format!("{}-uncontended-{others}-{rep}", imp.key))?;
+    fill(imp, &imp.lock_path(&c), others)?;
     let out = imp
         .command(
             "uncontended",
@@ -225,7 +257,8 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[i.min(sorted.len() - 1)])
 }
 
-/// N workers in a hot loop for `secs` seconds.
+/// N workers in a hot loop for `secs` seconds, the folder holding `others`
+/// ignored entries ([`fill`]).
 /// A worker that waits `stall` seconds for one acquisition gives up.
 pub fn contended(
     imp: &Impl,
@@ -234,9 +267,11 @@ pub fn contended(
     secs: f64,
     stall: f64,
     rep: usize,
+    others: usize,
 ) -> Result<Contended, String> {
-    let c = cell(root, &format!("{}-hot{n}-{rep}", imp.key))?;
+    let c = cell(root, &format!("{}-hot{n}-{others}-{rep}", imp.key))?;
     let lock = imp.lock_path(&c);
+    fill(imp, &lock, others)?;
     let counter = c.join("counter");
     write_counter(&counter, 0, -1, 0)?;
     let start = mono_ns() + imp.warmup().as_nanos() as u64;

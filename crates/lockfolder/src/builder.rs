@@ -222,6 +222,8 @@ impl Builder {
                 fencing: self.fencing,
                 on_lost: self.on_lost,
                 watches: std::sync::Mutex::new((liveness::current_pid(), Vec::new())),
+                verdicts: std::sync::Mutex::new(Default::default()),
+                bid_template: std::sync::Mutex::new(None),
             }),
         })
     }

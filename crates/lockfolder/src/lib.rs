@@ -260,7 +260,7 @@ impl LockFolder {
     /// I/O errors (each naming the step and path). If our bid was published
     /// but cannot be withdrawn, [`Error::WithdrawFailed`].
     pub fn try_lock(&self) -> Result<Option<LockGuard>> {
-        let mut c = Contender::new(self.shared.clone());
+        let mut c = Contender::new(self.shared.clone(), false);
         match c.attempt(false)? {
             Step::Held(e) => Ok(Some(LockGuard::new(self.shared.clone(), e))),
             Step::Busy | Step::Wait => Ok(None),

@@ -195,20 +195,25 @@ pub(crate) struct SideName {
     pub queue: bool,
 }
 
+/// The part of a side file's name after its token: the same for every
+/// temporary (or every marker) one process makes, so it can be made once.
+pub(crate) fn side_tail(pid: u32, owner: &OwnerKey, queue: bool) -> String {
+    format!(
+        "-{pid}.{}{}",
+        owner.encode(),
+        if queue { QUEUE_SUFFIX } else { TEMP_SUFFIX }
+    )
+}
+
+/// A side file's name from its token and [`side_tail`].
+pub(crate) fn side_name(token: &Token, tail: &str) -> String {
+    format!("{SIDE_PREFIX}{token}{tail}")
+}
+
 impl SideName {
     /// Formats the file name.
     pub fn file_name(&self) -> String {
-        format!(
-            "{SIDE_PREFIX}{}-{}.{}{}",
-            self.token,
-            self.pid,
-            self.owner.encode(),
-            if self.queue {
-                QUEUE_SUFFIX
-            } else {
-                TEMP_SUFFIX
-            }
-        )
+        side_name(&self.token, &side_tail(self.pid, &self.owner, self.queue))
     }
 
     /// Parses a file name made by [`SideName::file_name`].

@@ -88,15 +88,26 @@ pub(crate) struct Contender {
 }
 
 impl Contender {
-    pub fn new(shared: Arc<Shared>) -> Contender {
+    /// `waiting`: a contender that will wait takes over the verdicts the
+    /// last acquisition left (a writer that died since is then noticed on
+    /// the waiter's watch or timer, as any missed hint); a single attempt
+    /// judges everyone afresh, so it never answers "busy" for a holder that
+    /// is already provably gone.
+    pub fn new(shared: Arc<Shared>, waiting: bool) -> Contender {
         let age = Token::new(now_unix().as_nanos());
+        let mut cache = Cache::default();
+        if waiting {
+            if let Ok(mut v) = shared.verdicts.lock() {
+                cache.adopt(std::mem::take(&mut *v));
+            }
+        }
         Contender {
             shared,
             age,
             token: age,
             bid: None,
             marker: None,
-            cache: Cache::default(),
+            cache,
             last: Vec::new(),
             published_once: false,
             free_since: HashMap::new(),
@@ -140,6 +151,7 @@ impl Contender {
             &mut self.cache,
             &mut clock,
             &own,
+            true,
         )?;
         let own_present = self.bid.is_some() && present.first() == Some(&true);
         self.max_fence = seen
@@ -172,6 +184,11 @@ impl Contender {
                 })?;
             if role == Role::Remove {
                 remove_stale(&self.shared, name, &mut self.cache)?;
+                continue;
+            }
+            // Nothing reads an ignored entry again but the hand-over clocks,
+            // which need every marker.
+            if role == Role::Ignore && !s.is_marker() {
                 continue;
             }
             roles.push((s, role));
@@ -434,5 +451,8 @@ impl Drop for Contender {
         // bid or marker behind. If even this fails they are stale once we
         // exit.
         let _ = self.abandon();
+        if let Ok(mut v) = self.shared.verdicts.lock() {
+            *v = self.cache.take_verdicts();
+        }
     }
 }

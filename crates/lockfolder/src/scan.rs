@@ -113,37 +113,90 @@ pub(crate) fn key_of(t: &Token) -> decide::Key {
     u128::from_be_bytes(t.0)
 }
 
-/// What one contender already knows, by file name.
+/// What one contender already knows.
 ///
-/// * Bid contents: a bid's name is used once and its content is published
-///   whole, so what we read under a name stays true.
-/// * Verdicts other than "stale": remembering that a writer was alive (or
-///   unjudgeable) can only err towards alive, the safe side, so a waiter
-///   re-judges only when its timer fires or a watched process exits
-///   ([`Cache::forget_verdicts`]), instead of probing on every event.
+/// * Bid contents, by file name: a bid's name is used once and its content
+///   is published whole, so what we read under a name stays true.
+/// * Verdicts other than "stale", by the writer's claim (PID and the whole
+///   identity), not by file name: every bid and queue marker a rival
+///   publishes has a new name, but the same writer, and the verdict depends
+///   on the claim alone. Remembering that a writer was alive (or
+///   unjudgeable) can only err towards alive, the safe side. Each verdict
+///   is trusted for at most [`VERDICT_MAX_AGE`]; a waiter re-judges the
+///   entries it waits on whenever its re-check timer fires
+///   ([`Cache::forget_claims`]) and everyone when a watched process exits
+///   ([`Cache::forget_verdicts`]).
 #[derive(Default)]
 pub(crate) struct Cache {
     records: HashMap<Vec<u8>, BidRecord>,
-    verdicts: HashMap<Vec<u8>, Verdict>,
+    verdicts: Verdicts,
+}
+
+/// The longest a remembered "alive" verdict is trusted, here and across the
+/// acquisitions of one `LockFolder` ([`Verdicts`] are handed on from one to
+/// the next). The entries a waiter waits on are re-judged on every re-check
+/// (100 ms), so a dead holder, or a dead waiter just ahead, is noticed by
+/// the waiter it holds back no later than before. Others' entries are that
+/// waiter's business: re-judging all of them on every re-check made each of
+/// N waiters probe all N entries ten times a second (at 64 waiters, about
+/// 600 probes per acquisition).
+pub(crate) const VERDICT_MAX_AGE: std::time::Duration = crate::protocol::HANDOVER;
+
+/// Remembered verdicts, by the PID of the claim, then the whole claim, each
+/// with when it was judged.
+#[derive(Default)]
+pub(crate) struct Verdicts {
+    by_pid: HashMap<u32, Vec<(Claim, Verdict, std::time::Instant)>>,
+}
+
+fn claim_pid(claim: &Claim) -> Option<u32> {
+    match claim {
+        Claim::Bid { pid, .. } | Claim::Legacy { pid, .. } | Claim::Side { pid, .. } => Some(*pid),
+        Claim::Unreadable(_) => None,
+    }
 }
 
 impl Cache {
     pub fn forget_verdicts(&mut self) {
-        self.verdicts.clear();
+        self.verdicts = Verdicts::default();
+    }
+
+    /// Forgets the verdicts on these claims (the entries a waiter waits on).
+    pub fn forget_claims<'a>(&mut self, claims: impl IntoIterator<Item = &'a Claim>) {
+        for c in claims {
+            if let Some(l) = claim_pid(c).and_then(|p| self.verdicts.by_pid.get_mut(&p)) {
+                l.retain(|(k, _, _)| k != c);
+            }
+        }
     }
 
     pub fn forget(&mut self, name: &[u8]) {
         self.records.remove(name);
-        self.verdicts.remove(name);
     }
 
-    fn verdict(&mut self, name: &[u8], judge: impl FnOnce() -> Verdict) -> Verdict {
-        if let Some(v) = self.verdicts.get(name) {
+    /// Takes the verdicts an earlier acquisition left (each is still only
+    /// trusted while younger than [`VERDICT_MAX_AGE`]).
+    pub fn adopt(&mut self, v: Verdicts) {
+        self.verdicts = v;
+    }
+
+    /// Hands the verdicts on to the next acquisition.
+    pub fn take_verdicts(&mut self) -> Verdicts {
+        std::mem::take(&mut self.verdicts)
+    }
+
+    fn verdict(&mut self, claim: &Claim, judge: impl FnOnce() -> Verdict) -> Verdict {
+        let Some(pid) = claim_pid(claim) else {
+            return judge();
+        };
+        let list = self.verdicts.by_pid.entry(pid).or_default();
+        list.retain(|(_, _, t)| t.elapsed() < VERDICT_MAX_AGE);
+        if let Some((_, v, _)) = list.iter().find(|(c, _, _)| c == claim) {
             return v.clone();
         }
         let v = judge();
         if !v.is_stale() {
-            self.verdicts.insert(name.to_vec(), v.clone());
+            list.push((claim.clone(), v.clone(), std::time::Instant::now()));
         }
         v
     }
@@ -202,11 +255,15 @@ pub(crate) fn list(
     cache: &mut Cache,
     clock: &mut ServerClock,
 ) -> Result<Vec<Seen>> {
-    list_but(folder, verify, judge, cache, clock, &[]).map(|(seen, _)| seen)
+    list_but(folder, verify, judge, cache, clock, &[], false).map(|(seen, _)| seen)
 }
 
 /// [`list`], leaving out the entries named in `own` (ours: nothing to
-/// inspect or judge), and saying which of them were listed.
+/// inspect or judge), and saying which of them were listed. With
+/// `skip_artefacts`, filesystem artefacts (`.nfsXXXX`, `.fuse_hiddenXXXX`)
+/// are left out by name too: they never block, are never judged and never
+/// removed, so a contender's decision does not need them, and a folder full
+/// of them costs it the listing only.
 pub(crate) fn list_but(
     folder: &Folder,
     verify: bool,
@@ -214,6 +271,7 @@ pub(crate) fn list_but(
     cache: &mut Cache,
     clock: &mut ServerClock,
     own: &[&[u8]],
+    skip_artefacts: bool,
 ) -> Result<(Vec<Seen>, Vec<bool>)> {
     let raw = folder.list(verify)?;
     let mut out = Vec::with_capacity(raw.len());
@@ -221,6 +279,9 @@ pub(crate) fn list_but(
     for r in &raw {
         if let Some(i) = own.iter().position(|o| *o == r.name.as_slice()) {
             present[i] = true;
+            continue;
+        }
+        if skip_artefacts && crate::names::is_artefact(&r.name) {
             continue;
         }
         if let Some(mut s) = inspect(folder, r, judge, cache) {
@@ -296,7 +357,7 @@ pub(crate) fn inspect(
                 pid: side.pid,
                 key: side.owner.clone(),
             };
-            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            let verdict = cache.verdict(&claim, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
                 what: What::Side(side),
@@ -349,7 +410,7 @@ pub(crate) fn inspect(
                 },
             };
             let claim = rec.claim();
-            let verdict = cache.verdict(&raw.name, || judge.judge(&claim));
+            let verdict = cache.verdict(&claim, || judge.judge(&claim));
             Some(Seen {
                 name: raw.name.clone(),
                 what: What::Bid {

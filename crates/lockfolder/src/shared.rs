@@ -35,6 +35,13 @@ pub(crate) struct Shared {
     /// contended acquisition. Tagged with the PID that made them: a forked
     /// child must not read events from its parent's instances.
     pub watches: Mutex<(u32, Vec<Watch>)>,
+    /// The "alive" verdicts of the last acquisition, handed on to the next
+    /// while fresh ([`crate::scan::VERDICT_MAX_AGE`]): in a busy folder
+    /// every acquisition meets the same few rival processes, and judging
+    /// one reads `/proc` (or its platform's equivalent).
+    pub verdicts: Mutex<crate::scan::Verdicts>,
+    /// Made at the first bid (and again after a fork).
+    pub bid_template: Mutex<Option<crate::publish::BidTemplate>>,
 }
 
 /// What the filesystem policy (`policy.rs`) decided for this folder.

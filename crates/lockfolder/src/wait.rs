@@ -134,7 +134,7 @@ pub struct Waiter {
 impl Waiter {
     pub(crate) fn new(shared: Arc<Shared>) -> Waiter {
         Waiter {
-            contender: Contender::new(shared),
+            contender: Contender::new(shared, true),
             watch: None,
             watch_failed: false,
             holders: HashMap::new(),
@@ -208,10 +208,29 @@ impl Waiter {
                 wake_on.names.as_deref(),
             )
             .map_err(|e| Error::io(crate::Op::Watch, self.contender.shared.folder.path(), e))?;
-            if matches!(woke, Wake::Timer | Wake::Process) {
-                // Re-judge everyone: the timer is the safety net for missed
-                // hints, and an exit means some "alive" verdict is now wrong.
-                self.contender.cache.forget_verdicts();
+            match (woke, &wake_on.names) {
+                // An exit means some "alive" verdict is now wrong: re-judge
+                // everyone. So does the timer of a waiter that waits on
+                // any change.
+                (Wake::Process, _) | (Wake::Timer, None) => self.contender.cache.forget_verdicts(),
+                // The timer is the safety net for missed hints: re-judge
+                // what we wait on (the holders, the waiter just ahead), so
+                // a death nobody signalled is found by the waiter it holds
+                // back. The rest are trusted up to `VERDICT_MAX_AGE`.
+                (Wake::Timer, Some(names)) => {
+                    let c = &mut self.contender;
+                    let targets: Vec<crate::identity::Claim> = c
+                        .last
+                        .iter()
+                        .filter(|(s, r)| {
+                            matches!(r, Role::Rival { .. } | Role::Peer { .. })
+                                || names.contains(&s.name)
+                        })
+                        .filter_map(|(s, _)| s.claim())
+                        .collect();
+                    c.cache.forget_claims(&targets);
+                }
+                (Wake::Event | Wake::Cancel, _) => {}
             }
         }
     }

@@ -200,8 +200,29 @@ pub(crate) fn read_proc_stat(bytes: &[u8]) -> Option<ProcStat> {
     })
 }
 
+/// Reads a small `/proc` file in as few calls as it takes. `std::fs::read`
+/// sizes its buffer from `stat`, which says 0 for `/proc` files, and then
+/// grows it from 32 bytes: a `/proc/<pid>/stat` (a few hundred bytes) cost
+/// a `statx` and six `read`s, on every liveness probe of a waiter. Here it
+/// is one `read` into a buffer larger than any such file, and the one that
+/// says end of file.
+fn read_proc_file(path: impl AsRef<std::path::Path>) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn read_stat_file(path: &str) -> io::Result<ProcStat> {
-    read_proc_stat(&std::fs::read(path)?).ok_or_else(|| invalid(format!("malformed {path}")))
+    read_proc_stat(&read_proc_file(path)?).ok_or_else(|| invalid(format!("malformed {path}")))
 }
 
 pub(crate) fn current_pid() -> u32 {
@@ -285,7 +306,7 @@ impl LinuxProcs for ProcFs {
             Err(Errno::SRCH) => return Probe::Gone,
             Err(_) => return Probe::Unknown,
         }
-        match std::fs::read(format!("/proc/{pid}/stat"))
+        match read_proc_file(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|b| read_proc_stat(&b))
         {
@@ -330,7 +351,7 @@ fn scan_all() -> Option<Vec<SeenProcess>> {
         else {
             continue;
         };
-        let stat = match std::fs::read(format!("/proc/{pid}/stat")) {
+        let stat = match read_proc_file(format!("/proc/{pid}/stat")) {
             Ok(b) => read_proc_stat(&b)?,
             Err(e)
                 if e.raw_os_error() == Some(libc_esrch())
@@ -391,7 +412,7 @@ fn only_exited_members(pgid: u32) -> bool {
         else {
             continue;
         };
-        let st = match std::fs::read(format!("/proc/{pid}/stat")) {
+        let st = match read_proc_file(format!("/proc/{pid}/stat")) {
             Ok(b) => match read_proc_stat(&b) {
                 Some(st) => st,
                 None => return false,
@@ -428,7 +449,7 @@ fn all_threads_exited(pid: u32) -> bool {
     };
     for t in tasks {
         let Ok(t) = t else { return false };
-        let Ok(bytes) = std::fs::read(t.path().join("stat")) else {
+        let Ok(bytes) = read_proc_file(t.path().join("stat")) else {
             return false;
         };
         match read_proc_stat(&bytes) {
