@@ -23,7 +23,9 @@
 //!   is refused with access denied, and the name cannot be created again)
 //!   until the last handle closes. Sharing and access errors are retried for
 //!   about 30 ms; a bid still unreadable then is reported as such (it blocks
-//!   like a live bid, never stale). See `docs/safety.md` on why a
+//!   like a live bid, never stale). Removal is retried for about 2 s: Python
+//!   (so lockfolder 1.0.2) opens files without `FILE_SHARE_DELETE`, and
+//!   while it reads a bid nobody can delete it. See `docs/safety.md` on why a
 //!   delete-pending bid cannot wedge the lock for long.
 //! * **Removal is immediate where the file system allows**: POSIX delete
 //!   semantics (`FILE_DISPOSITION_FLAG_POSIX_SEMANTICS`, NTFS on Windows 10
@@ -82,9 +84,27 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Removal waits longer: a contender must be able to delete its own bid
+/// (withdraw, release) and a stale one, and the usual reason it cannot is a
+/// reader that opened the file without `FILE_SHARE_DELETE`: Python's
+/// `open()` (the C runtime's `_SH_DENYNO`), hence every lockfolder 1.0.2
+/// process reading the bid, or a scanner. Under load such a reader can keep
+/// the file for longer than 30 ms (seen in the mixed run under wine, where
+/// `release` then failed with a sharing violation and left the bid in place
+/// while its owner lived). About 2 s in all; waiting is safe, the bid only
+/// keeps others out a little longer.
+const REMOVE_RETRY_PAUSES_MS: [u64; 15] = [
+    1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256, 256, 256, 256, 256,
+];
+
 /// Runs `op`, retrying briefly while it fails transiently.
-fn retrying<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let mut pauses = RETRY_PAUSES_MS.iter();
+fn retrying<T>(op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    retrying_with(&RETRY_PAUSES_MS, op)
+}
+
+/// Runs `op`, pausing as `pauses` says between attempts that fail transiently.
+fn retrying_with<T>(pauses: &[u64], mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut pauses = pauses.iter();
     loop {
         match op() {
             Err(e) if is_transient(&e) => match pauses.next() {
@@ -509,29 +529,31 @@ impl Folder {
     pub fn remove(&self, name: &[u8]) -> io::Result<bool> {
         fault::check(Op::Remove, name)?;
         let path = self.entry(name)?;
-        let opened = retrying(|| {
-            OpenOptions::new()
+        // The open and the delete are retried together: either can meet a
+        // handle that does not share delete.
+        retrying_with(&REMOVE_RETRY_PAUSES_MS, || {
+            let opened = OpenOptions::new()
                 .access_mode(DELETE | FILE_READ_ATTRIBUTES)
                 .share_mode(SHARE_ALL)
                 .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
-                .open(&path)
-        });
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let (attributes, _) = attributes_and_size(&file)?;
-        if attributes & FILE_ATTRIBUTE_DIRECTORY != 0
-            && attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "a directory is never removed",
-            ));
-        }
-        delete_on_handle(&file)?;
-        Ok(true)
+                .open(&path);
+            let file = match opened {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let (attributes, _) = attributes_and_size(&file)?;
+            if attributes & FILE_ATTRIBUTE_DIRECTORY != 0
+                && attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "a directory is never removed",
+                ));
+            }
+            delete_on_handle(&file)?;
+            Ok(true)
+        })
     }
 
     /// Sets an entry's access and modification times to now. Windows has
