@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-STOP_GRACE = 30.0  # seconds a worker gets to notice the stop file
+STOP_MARGIN = 15.0  # seconds a worker gets to stop beyond a contender's --timeout
 
 
 def now_ns() -> int:
@@ -209,6 +209,7 @@ class Run:
         w = Worker(self, kind, slot, gen)
         self.workers.append(w)
         self.live[key] = w
+        self.note(f"{now_ns()} start {w.name()}")
 
     def poll_logs(self):
         for w in list(self.live.values()):
@@ -217,14 +218,38 @@ class Run:
                     self.enters += 1
                     self.last_enter = time.monotonic()
 
+    def wait_for_holder(self, kind: str):
+        """A live worker of this kind whose last event is `enter`, waited
+        for up to a second (1.0.2 workers hold rarely and briefly, so a kill
+        at a random moment would almost never find one holding)."""
+        give_up = time.monotonic() + 1.0
+        while time.monotonic() < give_up:
+            candidates = [w for w in self.live.values() if w.kind == kind]
+            for w in candidates:
+                for line in w.tail():
+                    if line.split()[1] == "enter":
+                        self.enters += 1
+                        self.last_enter = time.monotonic()
+            holders = [w for w in candidates if w.holding()]
+            if holders:
+                return self.rng.choice(holders)
+            time.sleep(0.002)
+        return None
+
     def kill(self, w: Worker):
         import psutil
 
+        holding = w.holding()
         sent = now_ns()
         psutil.Process(w.pid).kill()  # TerminateProcess
         w.reap(timeout=30)
         w.killed_at = (sent, now_ns())
         w.tail()
+        self.note(f"{sent} kill {w.name()}{' holding' if holding else ''}; seen dead {w.killed_at[1]}")
+
+    def note(self, line: str):
+        with open(self.root / "orchestrator.log", "a") as f:
+            f.write(line + "\n")
 
     def entries(self):
         """The folder's entries as (name, size, text) for the report."""
@@ -266,6 +291,7 @@ class Run:
         for name, size, w in torn:
             (self.folder / name).unlink()
             self.cleared.append(f"{name} ({size} bytes) of {w.name()}, killed")
+            self.note(f"{now_ns()} removed the torn bid {name} of {w.name()}")
         return True
 
     def main_loop(self):
@@ -290,10 +316,10 @@ class Run:
                     del self.restart_at[key]
                     self.start(key)
             if next_kill is not None and now >= next_kill and self.live:
-                holders = [w for w in self.live.values() if w.holding()]
-                if holders and self.rng.random() < a.holder_share:
-                    victim = self.rng.choice(holders)
-                else:
+                victim = None
+                if self.rng.random() < a.holder_share:
+                    victim = self.wait_for_holder(self.rng.choice(("rust", "py")))
+                if victim is None:
                     victim = self.rng.choice(list(self.live.values()))
                 self.kill(victim)
                 del self.live[(victim.kind, victim.slot)]
@@ -308,17 +334,30 @@ class Run:
                     f"live: {[w.name() for w in self.live.values()]}")
                 break
         self.stop.touch()
-        deadline = time.monotonic() + STOP_GRACE
-        for key, w in list(self.live.items()):
-            try:
-                w.reap(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.reap(timeout=30)
-                self.failures.append(f"{w.name()} did not stop within {STOP_GRACE:.0f} s of the stop file")
+        # Contenders notice the stop file between rounds; one waiting for the
+        # lock goes on until it has it (or times out, which is a failure).
+        # A torn bid made late in the run would keep them all out: clear it
+        # as during the run, once the stop has had a moment to work.
+        t_stop = time.monotonic()
+        grace = self.args.timeout + STOP_MARGIN
+        pending = dict(self.live)
+        while pending and time.monotonic() < t_stop + grace:
+            for key, w in list(pending.items()):
+                if w.proc.poll() is not None:
+                    w.reap()
+                    w.tail()
+                    del pending[key]
+                    if w.exit != 0:
+                        self.failures.append(
+                            f"{w.name()} exited with code {w.exit} at the stop: {w.stderr or '(no output)'}")
+            if pending and time.monotonic() > t_stop + 2:
+                self.diagnose_wedge()
+            time.sleep(0.05)
+        for w in pending.values():
+            w.proc.kill()
+            w.reap(timeout=30)
             w.tail()
-            if w.exit != 0:
-                self.failures.append(f"{w.name()} exited with code {w.exit} at the stop: {w.stderr or '(no output)'}")
+            self.failures.append(f"{w.name()} did not stop within {grace:.0f} s of the stop file")
 
 
 # ---------------------------------------------------------------- replay
@@ -454,7 +493,8 @@ def run_main(argv: list) -> int:
 
     run = Run(args)
     print(f"mixed: {args.rust} Rust + {args.py} lockfolder 1.0.2 (psutil {psutil.__version__}), "
-          f"{args.seconds:.0f} s, kills every {args.kill_min}-{args.kill_max} s, seed {args.seed}"
+          f"{args.seconds:.0f} s, "
+          f"{f'kills every {args.kill_min}-{args.kill_max} s' if args.kill_max else 'no kills'}, seed {args.seed}"
           f"{', NO LOCK (self-test)' if args.no_lock else ''}; in {run.root}", flush=True)
     wall0, mono0 = time.time_ns(), time.perf_counter_ns()
     t0 = time.monotonic()
