@@ -23,9 +23,9 @@
 //!   is refused with access denied, and the name cannot be created again)
 //!   until the last handle closes. Sharing and access errors are retried for
 //!   about 30 ms; a bid still unreadable then is reported as such (it blocks
-//!   like a live bid, never stale). Removal is retried for about 2 s: Python
-//!   (so lockfolder 1.0.2) opens files without `FILE_SHARE_DELETE`, and
-//!   while it reads a bid nobody can delete it. See `docs/safety.md` on why a
+//!   like a live bid, never stale). Removal is retried every few ms for up
+//!   to 5 s: Python (so lockfolder 1.0.2) opens files without
+//!   `FILE_SHARE_DELETE`, and while it reads a bid nobody can delete it. See `docs/safety.md` on why a
 //!   delete-pending bid cannot wedge the lock for long.
 //! * **Removal is immediate where the file system allows**: POSIX delete
 //!   semantics (`FILE_DISPOSITION_FLAG_POSIX_SEMANTICS`, NTFS on Windows 10
@@ -84,33 +84,46 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-/// Removal waits longer: a contender must be able to delete its own bid
-/// (withdraw, release) and a stale one, and the usual reason it cannot is a
-/// reader that opened the file without `FILE_SHARE_DELETE`: Python's
-/// `open()` (the C runtime's `_SH_DENYNO`), hence every lockfolder 1.0.2
-/// process reading the bid, or a scanner. Under load such a reader can keep
-/// the file for longer than 30 ms (seen in the mixed run under wine, where
-/// `release` then failed with a sharing violation and left the bid in place
-/// while its owner lived). About 2 s in all; waiting is safe, the bid only
-/// keeps others out a little longer.
-const REMOVE_RETRY_PAUSES_MS: [u64; 15] = [
-    1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256, 256, 256, 256, 256,
-];
+/// Removal waits longer, and tries often: a contender must be able to
+/// delete its own bid (withdraw, release) and a stale one, and the usual
+/// reason it cannot is a reader that opened the file without
+/// `FILE_SHARE_DELETE`: Python's `open()` (the C runtime's `_SH_DENYNO`),
+/// hence every lockfolder 1.0.2 process reading the bid, or a scanner. No
+/// single read lasts long, but a few 1.0.2 processes polling the folder keep
+/// a bid open most of the time: under wine, three of them let a delete
+/// through only after 15 ms (median) and up to 1.1 s of retrying every
+/// millisecond, and the mixed run saw `release` fail after 30 ms, then after
+/// 15 growing pauses (2 s), leaving the bid in place while its owner lived.
+/// So: every 1-8 ms, for up to 5 s. Waiting is safe; the bid only keeps
+/// others out a little longer.
+const REMOVE_RETRY_FOR: Duration = Duration::from_secs(5);
+const REMOVE_RETRY_PAUSE_MAX_MS: u64 = 8;
 
 /// Runs `op`, retrying briefly while it fails transiently.
-fn retrying<T>(op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    retrying_with(&RETRY_PAUSES_MS, op)
-}
-
-/// Runs `op`, pausing as `pauses` says between attempts that fail transiently.
-fn retrying_with<T>(pauses: &[u64], mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    let mut pauses = pauses.iter();
+fn retrying<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut pauses = RETRY_PAUSES_MS.iter();
     loop {
         match op() {
             Err(e) if is_transient(&e) => match pauses.next() {
                 Some(ms) => std::thread::sleep(Duration::from_millis(*ms)),
                 None => return Err(e),
             },
+            r => return r,
+        }
+    }
+}
+
+/// Runs `op`, retrying every few milliseconds while it fails transiently,
+/// until `budget` has passed.
+fn retrying_for<T>(budget: Duration, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let start = std::time::Instant::now();
+    let mut pause = 1;
+    loop {
+        match op() {
+            Err(e) if is_transient(&e) && start.elapsed() < budget => {
+                std::thread::sleep(Duration::from_millis(pause));
+                pause = (pause * 2).min(REMOVE_RETRY_PAUSE_MAX_MS);
+            }
             r => return r,
         }
     }
@@ -531,7 +544,7 @@ impl Folder {
         let path = self.entry(name)?;
         // The open and the delete are retried together: either can meet a
         // handle that does not share delete.
-        retrying_with(&REMOVE_RETRY_PAUSES_MS, || {
+        retrying_for(REMOVE_RETRY_FOR, || {
             let opened = OpenOptions::new()
                 .access_mode(DELETE | FILE_READ_ATTRIBUTES)
                 .share_mode(SHARE_ALL)
