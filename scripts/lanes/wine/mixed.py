@@ -49,9 +49,9 @@ def now_ns() -> int:
 
 
 def withdraw(own: pathlib.Path, rnd: int) -> None:
-    """Delete our bid if it is there. Python opens files without
-    FILE_SHARE_DELETE, so while another 1.0.2 process reads the bid it
-    cannot be deleted: retry (about 5 s), then give up loudly."""
+    """Delete a bid if it is there. Python opens files without
+    FILE_SHARE_DELETE, so while a 1.0.2 process reads the bid it cannot be
+    deleted: retry (about 5 s), then give up loudly."""
     for attempt in range(100):
         try:
             own.unlink(missing_ok=True)
@@ -289,9 +289,15 @@ class Run:
         if not torn:
             return False
         for name, size, w in torn:
-            (self.folder / name).unlink()
+            try:
+                # 1.0.2 workers keep opening it (without FILE_SHARE_DELETE).
+                withdraw(self.folder / name, 0)
+            except RuntimeError:
+                self.note(f"{now_ns()} could not remove the torn bid {name} of {w.name()} yet")
+                continue
             self.cleared.append(f"{name} ({size} bytes) of {w.name()}, killed")
             self.note(f"{now_ns()} removed the torn bid {name} of {w.name()}")
+        # Explained either way; one not removed yet is tried again later.
         return True
 
     def main_loop(self):
