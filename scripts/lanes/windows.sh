@@ -20,7 +20,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$LANES_DIR/wine/env.sh"
 
-TARGET=x86_64-pc-windows-gnu
+TARGET="$WINDOWS_TARGET"
 DEFAULT_CRATES=(lockfolder-model)
 DEFAULT_TEST_ARGS=(--skip three_of_ours)
 # A hung test under wine must not hang CI.
@@ -63,13 +63,7 @@ step "wine prefix" wine_prefix
 on_exit wine_wait
 step "wine self-test" wine_self_test
 
-debian_rust_env
-up="$(printf '%s' "$TARGET" | tr 'a-z-' 'A-Z_')"
-export "CARGO_TARGET_${up}_LINKER=x86_64-w64-mingw32-gcc"
-export "CC_${TARGET//-/_}=x86_64-w64-mingw32-gcc"
-export "AR_${TARGET//-/_}=x86_64-w64-mingw32-ar"
-export "CARGO_TARGET_${up}_RUNNER=wine"
-export PYO3_BUILD_EXTENSION_MODULE=1 # the same build-script inputs as cross.sh
+windows_cargo_env
 
 pkgs=()
 for c in "${crates[@]}"; do pkgs+=(-p "$c"); done

@@ -32,6 +32,11 @@ pub const TESTS: &[TestFn] = &[
         "folder::delete_pending_bid_blocks_until_its_last_handle_closes",
         delete_pending_bid_blocks_until_its_last_handle_closes,
     ),
+    #[cfg(windows)]
+    (
+        "folder::release_outlasts_a_reader_without_share_delete",
+        release_outlasts_a_reader_without_share_delete,
+    ),
 ];
 
 fn missing_folder_is_created() {
@@ -197,4 +202,32 @@ fn delete_pending_bid_blocks_until_its_last_handle_closes() {
         .expect("free once the last handle closed")
         .release()
         .unwrap();
+}
+
+/// Python's `open()` (so every lockfolder 1.0.2 process reading our bid)
+/// shares read and write but not delete: while it has the bid open, the bid
+/// cannot be deleted. `release` must wait that out rather than fail and leave
+/// the bid behind while we live (the mixed run under wine saw readers keep a
+/// bid for over 30 ms on a loaded machine).
+#[cfg(windows)]
+fn release_outlasts_a_reader_without_share_delete() {
+    use std::os::windows::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lf = LockFolder::new(dir.path()).unwrap();
+    let g = lf.try_lock().unwrap().unwrap();
+    // FILE_SHARE_READ | FILE_SHARE_WRITE, as the C runtime's _SH_DENYNO.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .share_mode(3)
+        .open(g.bid_path())
+        .unwrap();
+    let err = std::fs::remove_file(g.bid_path()).expect_err("the reader keeps it");
+    assert_eq!(err.raw_os_error(), Some(32), "sharing violation: {err}");
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(reader);
+    });
+    g.release().expect("release waits for the reader");
+    closer.join().unwrap();
+    assert_eq!(names(dir.path()), Vec::<String>::new());
 }

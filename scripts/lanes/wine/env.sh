@@ -3,6 +3,7 @@
 #   wine_install          apt: wine 8 (64-bit only) and mingw-w64
 #   wine_prefix           make $WINEPREFIX (cached, reused) ready for Rust exes
 #   wine_self_test        prove that exit codes come through wine
+#   windows_cargo_env     cargo builds for $WINDOWS_TARGET, run under wine
 #
 # Wine 8 (Debian bookworm) lacks bcryptprimitives.dll, from which every
 # executable built by Rust >= 1.78 imports ProcessPrng: such an exe exits with
@@ -121,4 +122,24 @@ wine_wait() {
         log "wine: processes still running in $WINEPREFIX after 30 s; ending its wineserver"
         wineserver -k 2>/dev/null || true
     }
+}
+
+# ---------------------------------------------------------------- Rust for Windows
+
+WINDOWS_TARGET=x86_64-pc-windows-gnu
+
+# windows_cargo_env: cargo for $WINDOWS_TARGET as every Windows lane builds
+# it (windows.sh, wine/mixed.sh), so they share one std and one set of
+# dependencies in the lanes' target dir: Debian's Rust (debian_rust_env; the
+# caller passes -Zbuild-std=std,panic_abort), mingw-w64 as linker and C
+# compiler, wine as the runner of `cargo test`.
+windows_cargo_env() {
+    debian_rust_env
+    local up
+    up="$(printf '%s' "$WINDOWS_TARGET" | tr 'a-z-' 'A-Z_')"
+    export "CARGO_TARGET_${up}_LINKER=x86_64-w64-mingw32-gcc"
+    export "CC_${WINDOWS_TARGET//-/_}=x86_64-w64-mingw32-gcc"
+    export "AR_${WINDOWS_TARGET//-/_}=x86_64-w64-mingw32-ar"
+    export "CARGO_TARGET_${up}_RUNNER=wine"
+    export PYO3_BUILD_EXTENSION_MODULE=1 # the same build-script inputs as cross.sh
 }

@@ -23,7 +23,9 @@
 //!   is refused with access denied, and the name cannot be created again)
 //!   until the last handle closes. Sharing and access errors are retried for
 //!   about 30 ms; a bid still unreadable then is reported as such (it blocks
-//!   like a live bid, never stale). See `docs/safety.md` on why a
+//!   like a live bid, never stale). Removal is retried every few ms for up
+//!   to 5 s: Python (so lockfolder 1.0.2) opens files without
+//!   `FILE_SHARE_DELETE`, and while it reads a bid nobody can delete it. See `docs/safety.md` on why a
 //!   delete-pending bid cannot wedge the lock for long.
 //! * **Removal is immediate where the file system allows**: POSIX delete
 //!   semantics (`FILE_DISPOSITION_FLAG_POSIX_SEMANTICS`, NTFS on Windows 10
@@ -82,6 +84,21 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Removal waits longer, and tries often: a contender must be able to
+/// delete its own bid (withdraw, release) and a stale one, and the usual
+/// reason it cannot is a reader that opened the file without
+/// `FILE_SHARE_DELETE`: Python's `open()` (the C runtime's `_SH_DENYNO`),
+/// hence every lockfolder 1.0.2 process reading the bid, or a scanner. No
+/// single read lasts long, but a few 1.0.2 processes polling the folder keep
+/// a bid open most of the time: under wine, three of them let a delete
+/// through only after 15 ms (median) and up to 1.1 s of retrying every
+/// millisecond, and the mixed run saw `release` fail after 30 ms, then after
+/// 15 growing pauses (2 s), leaving the bid in place while its owner lived.
+/// So: every 1-8 ms, for up to 5 s. Waiting is safe; the bid only keeps
+/// others out a little longer.
+const REMOVE_RETRY_FOR: Duration = Duration::from_secs(5);
+const REMOVE_RETRY_PAUSE_MAX_MS: u64 = 8;
+
 /// Runs `op`, retrying briefly while it fails transiently.
 fn retrying<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut pauses = RETRY_PAUSES_MS.iter();
@@ -91,6 +108,22 @@ fn retrying<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
                 Some(ms) => std::thread::sleep(Duration::from_millis(*ms)),
                 None => return Err(e),
             },
+            r => return r,
+        }
+    }
+}
+
+/// Runs `op`, retrying every few milliseconds while it fails transiently,
+/// until `budget` has passed.
+fn retrying_for<T>(budget: Duration, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let start = std::time::Instant::now();
+    let mut pause = 1;
+    loop {
+        match op() {
+            Err(e) if is_transient(&e) && start.elapsed() < budget => {
+                std::thread::sleep(Duration::from_millis(pause));
+                pause = (pause * 2).min(REMOVE_RETRY_PAUSE_MAX_MS);
+            }
             r => return r,
         }
     }
@@ -509,29 +542,31 @@ impl Folder {
     pub fn remove(&self, name: &[u8]) -> io::Result<bool> {
         fault::check(Op::Remove, name)?;
         let path = self.entry(name)?;
-        let opened = retrying(|| {
-            OpenOptions::new()
+        // The open and the delete are retried together: either can meet a
+        // handle that does not share delete.
+        retrying_for(REMOVE_RETRY_FOR, || {
+            let opened = OpenOptions::new()
                 .access_mode(DELETE | FILE_READ_ATTRIBUTES)
                 .share_mode(SHARE_ALL)
                 .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS)
-                .open(&path)
-        });
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        let (attributes, _) = attributes_and_size(&file)?;
-        if attributes & FILE_ATTRIBUTE_DIRECTORY != 0
-            && attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "a directory is never removed",
-            ));
-        }
-        delete_on_handle(&file)?;
-        Ok(true)
+                .open(&path);
+            let file = match opened {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let (attributes, _) = attributes_and_size(&file)?;
+            if attributes & FILE_ATTRIBUTE_DIRECTORY != 0
+                && attributes & FILE_ATTRIBUTE_REPARSE_POINT == 0
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "a directory is never removed",
+                ));
+            }
+            delete_on_handle(&file)?;
+            Ok(true)
+        })
     }
 
     /// Sets an entry's access and modification times to now. Windows has
