@@ -140,8 +140,9 @@ struct RunArgs {
     /// How long the lock is held: `group` (default) until the command and
     /// every process left in its process group have exited, like flock(1);
     /// `command` until the command itself exits (it then stays in
-    /// lockfolder's process group).
-    #[arg(long, value_name = "WHAT", value_enum, default_value_t = HoldWhile::Group)]
+    /// lockfolder's process group). Windows has no process groups: there
+    /// `command` is the default and `group` is refused.
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = HoldWhile::DEFAULT)]
     hold_while: HoldWhile,
 
     /// Hold the lock under a lease of SECONDS (at least 1): this launcher
