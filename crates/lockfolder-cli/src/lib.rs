@@ -92,7 +92,9 @@ Examples:
 /// process it left in its group have exited (--hold-while). SIGINT, SIGTERM
 /// and SIGHUP sent to lockfolder are passed to the command's group. If
 /// lockfolder itself is killed (even with kill -9), the lock stays with the
-/// command until the command exits.
+/// command until the command exits. Windows has no process groups or
+/// signals: there the command holds the lock until it exits, and Ctrl-C
+/// reaches it through the console.
 #[derive(Args, Debug)]
 #[command(after_help = run_help())]
 struct RunArgs {
