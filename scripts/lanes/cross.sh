@@ -28,15 +28,16 @@
 #                     x86_64 Linux host can execute): --version, run, status
 # When a port lands, add its checks here (`--survey` shows what passes).
 declare -A CHECKS=(
-    # The core builds (sys/other.rs refuses at run time); its tests and the
-    # CLI use Linux-only APIs (procfs, pidfd, __errno_location, set_thread_res_uid).
-    [x86_64-apple-darwin]="clippy:lockfolder clippy-all:lockfolder-model"
-    [aarch64-apple-darwin]="clippy:lockfolder clippy-all:lockfolder-model"
-    [x86_64-unknown-freebsd]="clippy:lockfolder clippy-all:lockfolder-model"
+    # Every target: all four crates clippy-clean with their tests, the CLI and
+    # the Python extension linked (`--survey`, 2026-12-02). Only the musl CLI
+    # can run here (smoke); Windows runs its tests under wine (windows.sh).
+    [x86_64-apple-darwin]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"
+    [aarch64-apple-darwin]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"
+    [x86_64-unknown-freebsd]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"
     [aarch64-unknown-linux-gnu]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"
     [x86_64-unknown-linux-musl]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli smoke:lockfolder-cli cdylib:lockfolder-py"
-    # The core stops at its compile_error! until the Windows port lands.
-    [x86_64-pc-windows-gnu]="clippy-all:lockfolder-model"
+    # The Python extension through the crate's generate-import-lib feature.
+    [x86_64-pc-windows-gnu]="clippy-all:lockfolder clippy-all:lockfolder-cli clippy-all:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"
 )
 # Every check --survey tries.
 SURVEY_CHECKS="clippy-all:lockfolder clippy:lockfolder clippy-all:lockfolder-cli clippy:lockfolder-cli clippy-all:lockfolder-py clippy:lockfolder-py clippy-all:lockfolder-model bin:lockfolder-cli cdylib:lockfolder-py"

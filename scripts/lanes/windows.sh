@@ -12,16 +12,14 @@
 # (wine/bcryptprimitives.c); checks that exit codes come through wine; then
 # `cargo test` with wine as the target's runner.
 #
-# The crates that build for Windows today: lockfolder-model, so that is the
-# default, without its two biggest state spaces (80 CPU-s; the main suite runs
-# them natively). The core (lockfolder) stops at its compile_error! until the
-# Windows port lands; then pass -p lockfolder (and -p lockfolder-cli once the
-# CLI has a Windows face).
+# The default: the core (its unit, multi-process and doc tests),
+# lockfolder-model without its two biggest state spaces (80 CPU-s; the main
+# suite runs them natively), and lockfolder-cli (tests/cli/windows.rs).
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$LANES_DIR/wine/env.sh"
 
 TARGET="$WINDOWS_TARGET"
-DEFAULT_CRATES=(lockfolder-model)
+DEFAULT_CRATES=(lockfolder lockfolder-model lockfolder-cli)
 DEFAULT_TEST_ARGS=(--skip three_of_ours)
 # A hung test under wine must not hang CI.
 TEST_TIMEOUT="${LANES_WINDOWS_TIMEOUT:-900}"
@@ -45,7 +43,7 @@ while (($#)); do
         break
         ;;
     -h | --help)
-        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument $1 (crates go after -p, test arguments after --)" ;;

@@ -92,7 +92,9 @@ Examples:
 /// process it left in its group have exited (--hold-while). SIGINT, SIGTERM
 /// and SIGHUP sent to lockfolder are passed to the command's group. If
 /// lockfolder itself is killed (even with kill -9), the lock stays with the
-/// command until the command exits.
+/// command until the command exits. Windows has no process groups or
+/// signals: there the command holds the lock until it exits, and Ctrl-C
+/// reaches it through the console.
 #[derive(Args, Debug)]
 #[command(after_help = run_help())]
 struct RunArgs {
@@ -140,8 +142,9 @@ struct RunArgs {
     /// How long the lock is held: `group` (default) until the command and
     /// every process left in its process group have exited, like flock(1);
     /// `command` until the command itself exits (it then stays in
-    /// lockfolder's process group).
-    #[arg(long, value_name = "WHAT", value_enum, default_value_t = HoldWhile::Group)]
+    /// lockfolder's process group). Windows has no process groups: there
+    /// `command` is the default and `group` is refused.
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = HoldWhile::DEFAULT)]
     hold_while: HoldWhile,
 
     /// Hold the lock under a lease of SECONDS (at least 1): this launcher

@@ -57,6 +57,16 @@ pub enum HoldWhile {
     Command,
 }
 
+impl HoldWhile {
+    /// `group` where process groups exist; `command` on Windows, which has
+    /// none (`--hold-while group` is refused there).
+    pub const DEFAULT: HoldWhile = if sys::PROCESS_GROUPS {
+        HoldWhile::Group
+    } else {
+        HoldWhile::Command
+    };
+}
+
 /// What `lockfolder run` was asked to do.
 #[derive(Debug)]
 pub struct Options {
@@ -138,6 +148,9 @@ pub fn command_line(argv: &[OsString]) -> String {
 /// `lockfolder run`.
 pub fn run(o: Options) -> i32 {
     let fencing = o.fencing || o.lease.is_some();
+    if let Some(why) = sys::unsupported(o.hold_while == HoldWhile::Group, fencing) {
+        return exit::fail_at(&o.dir, why, exit::OSERR);
+    }
     let mut prepared = match Prepared::new(&o.argv, fencing) {
         Ok(p) => p,
         Err(PrepareError::NotFound(p)) => {

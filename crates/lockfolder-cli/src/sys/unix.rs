@@ -34,6 +34,14 @@ use std::path::{Path, PathBuf};
 
 pub use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+/// Whether process groups exist here (`--hold-while group`).
+pub const PROCESS_GROUPS: bool = true;
+
+/// The options of `run` that cannot work here: none on Unix.
+pub fn unsupported(_own_group: bool, _fencing: bool) -> Option<&'static str> {
+    None
+}
+
 /// Signals passed to the command (and that cancel a wait).
 const FORWARDED: [libc::c_int; 3] = [SIGINT, SIGTERM, SIGHUP];
 

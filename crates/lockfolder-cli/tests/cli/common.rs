@@ -1,6 +1,9 @@
 //! Helpers: the binary, background processes that are killed and reaped on
 //! drop, polling with a deadline, signals by PID.
 
+// Most helpers serve the Unix modules only.
+#![cfg_attr(windows, allow(dead_code))]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -9,13 +12,21 @@ use std::time::{Duration, Instant};
 /// `LOCKFOLDER_TEST_BIN` (to run this suite against another build, e.g. an
 /// older commit, and see which tests it fails).
 pub fn bin() -> PathBuf {
-    std::env::var_os("LOCKFOLDER_TEST_BIN")
+    let p = std::env::var_os("LOCKFOLDER_TEST_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockfolder")))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockfolder")));
+    // Cross-built on Linux and run under wine, the path cargo recorded is a
+    // Linux one: wine sees the Linux root as drive Z:.
+    #[cfg(windows)]
+    if let Some(unix) = p.to_str().filter(|s| s.starts_with('/')) {
+        return PathBuf::from(format!("Z:{}", unix.replace('/', "\\")));
+    }
+    p
 }
 
 /// The write end of a pipe whose read end is already closed: writing to it
 /// fails with EPIPE, as a pipe into `head` does once `head` has exited.
+#[cfg(unix)]
 pub fn closed_pipe() -> Stdio {
     let (r, w) = rustix::pipe::pipe().expect("pipe");
     drop(r);
