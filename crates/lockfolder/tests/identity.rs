@@ -54,8 +54,8 @@ pub const TESTS: &[TestFn] = &[
     ),
     #[cfg(not(target_os = "linux"))]
     (
-        "identity::legacy_bid_is_never_judged_without_a_rule",
-        legacy_bid_is_never_judged_without_a_rule,
+        "identity::legacy_bid_is_judged_by_a_probe_of_its_pid",
+        legacy_bid_is_judged_by_a_probe_of_its_pid,
     ),
     (
         "identity::incomplete_identity_is_foreign",
@@ -339,16 +339,23 @@ fn clean_removes_only_stale() {
     assert!(lf.clean().unwrap().is_empty(), "clean is idempotent");
 }
 
-/// lockfolder 1.0.2 has no rule of ours for its bids on this platform
-/// yet: they are never judged stale here, whatever their PID.
+/// Off Linux a 1.0.2 bid is judged by a probe of its PID (since 2f15cb6):
+/// a PID with no process is gone, our own PID with our `CREATED` is alive.
 #[cfg(not(target_os = "linux"))]
-fn legacy_bid_is_never_judged_without_a_rule() {
-    let r = BidRecord {
+fn legacy_bid_is_judged_by_a_probe_of_its_pid() {
+    let dead = BidRecord {
         pid: dead_pid(),
         created: 1_700_000_000,
         ..Default::default()
     };
-    assert_eq!(judge(&r), State::Foreign);
+    assert_gone(judge(&dead));
+    let r = me();
+    let live = BidRecord {
+        pid: r.pid,
+        created: r.created,
+        ..Default::default()
+    };
+    assert_eq!(judge(&live), State::Live);
 }
 
 #[cfg(windows)]
