@@ -1129,25 +1129,7 @@ fn show_stall(d: &Driver, stopped_ns: u64, shown: &mut Option<u64>) {
     *shown = Some(latest);
     let mut out =
         format!("storm: no acquisition for {quiet:?}; the lock folder as this host sees it:\n");
-    for dir in &d.lock_dirs {
-        match crate::folder::open(dir, None).and_then(|f| f.holders()) {
-            Ok(holders) => {
-                for h in holders {
-                    let _ = writeln!(
-                        out,
-                        "  {}: {} [{} {}]",
-                        dir.display(),
-                        h.describe(),
-                        h.kind.as_str(),
-                        h.state.as_str()
-                    );
-                }
-            }
-            Err(e) => {
-                let _ = writeln!(out, "  {}: holders: {e}", dir.display());
-            }
-        }
-    }
+    write_folders(d, &mut out);
     eprint!("{out}");
 }
 
@@ -1172,21 +1154,35 @@ fn show_waiter(d: &Driver, tag: &str, waited: Duration) {
         }
     }
     out.push('\n');
+    write_folders(d, &mut out);
+    eprint!("{out}");
+}
+
+/// One line per entry of every lock folder, as this host sees it now.
+fn write_folders(d: &Driver, out: &mut String) {
     for dir in &d.lock_dirs {
-        if let Ok(holders) = crate::folder::open(dir, None).and_then(|f| f.holders()) {
-            for h in holders {
-                let _ = writeln!(
-                    out,
-                    "  {}: {} [{} {}]",
-                    dir.display(),
-                    h.describe(),
-                    h.kind.as_str(),
-                    h.state.as_str()
-                );
+        match crate::folder::open(dir, None).and_then(|f| f.holders()) {
+            Ok(holders) => {
+                for h in holders {
+                    let _ = writeln!(out, "  {}", entry_line(dir, &h));
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "  {}: holders: {e}", dir.display());
             }
         }
     }
-    eprint!("{out}");
+}
+
+/// An entry as the storm reports it: folder, description, kind and state.
+fn entry_line(dir: &Path, h: &lockfolder::Holder) -> String {
+    format!(
+        "{}: {} [{} {}]",
+        dir.display(),
+        h.describe(),
+        h.kind.as_str(),
+        h.state.as_str()
+    )
 }
 
 fn first_acquisition_after(arena: &Arena, tag: &str, after_ns: u64) -> Option<u64> {
@@ -1231,13 +1227,7 @@ fn check_leftovers(d: &mut Driver) -> Result<(), String> {
                         if h.kind == EntryKind::Fence {
                             continue;
                         }
-                        let line = format!(
-                            "{}: {} [{} {}]",
-                            dir.display(),
-                            h.describe(),
-                            h.kind.as_str(),
-                            h.state.as_str()
-                        );
+                        let line = entry_line(dir, &h);
                         if h.kind == EntryKind::Artefact {
                             artefacts.push(line);
                         } else if shared && h.state == State::Foreign {
