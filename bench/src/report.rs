@@ -1367,42 +1367,28 @@ pub fn suite(args: &[String]) -> Result<i32, String> {
     let both = |n: usize, get: fn(&HotRow) -> Option<f64>| {
         Some((get(h("lockfolder", n)?)?, get(h("flock", n)?)?))
     };
-    match both(4, |r| r.p50) {
+    // One row: lockfolder's figure over flock's, met when at most `bound`.
+    let mut ratio_row = |target: &str, pair: Option<(f64, f64)>, bound: f64| match pair {
         Some((l, f)) => {
             let _ = writeln!(
                 w,
-                "| handoff p50 at N = 4 ≤ 2.5× flock's | {:.2}× ({} vs {}) | {} |",
+                "| {target} | {:.2}× ({} vs {}) | {} |",
                 l / f,
                 fmt_ns(l),
                 fmt_ns(f),
-                yes(Some(l / f <= 2.5))
+                yes(Some(l / f <= bound))
             );
         }
         None => {
-            let _ = writeln!(
-                w,
-                "| handoff p50 at N = 4 ≤ 2.5× flock's | – | not measured |"
-            );
+            let _ = writeln!(w, "| {target} | – | not measured |");
         }
-    }
-    match both(4, |r| r.p99) {
-        Some((l, f)) => {
-            let _ = writeln!(
-                w,
-                "| handoff p99 at N = 4 ≤ 3× flock's | {:.2}× ({} vs {}) | {} |",
-                l / f,
-                fmt_ns(l),
-                fmt_ns(f),
-                yes(Some(l / f <= 3.0))
-            );
-        }
-        None => {
-            let _ = writeln!(
-                w,
-                "| handoff p99 at N = 4 ≤ 3× flock's | – | not measured |"
-            );
-        }
-    }
+    };
+    ratio_row(
+        "handoff p50 at N = 4 ≤ 2.5× flock's",
+        both(4, |r| r.p50),
+        2.5,
+    );
+    ratio_row("handoff p99 at N = 4 ≤ 3× flock's", both(4, |r| r.p99), 3.0);
     let fair8 = h("lockfolder", 8).and_then(|r| r.fairness);
     let _ = writeln!(
         w,
